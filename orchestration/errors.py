@@ -1,0 +1,50 @@
+"""Orderflow's exceptions, grouped by what the caller should do, not where they came from.
+
+    OrderflowError
+    ├── ConfigError       a setting, rules file or crosswalk is wrong: stop at start-up
+    ├── RetriableError    a passing failure (5xx, timeout, lock): back off and try again
+    │   └── BudgetExhausted   the org's API allowance is spent: back off for long
+    ├── RecordError       this record or step cannot go on: mark it fallout, go on with the rest
+    ├── FatalError        nothing can go on (refused login, missing permission): exit non-zero
+    └── IllegalTransition a bug: a step was asked to move between states that do not connect
+
+Adapters translate third-party exceptions into these at the edge (``raise ... from exc``), so
+the core and the daemon never import ``requests`` or ``simple_salesforce`` to catch errors.
+"""
+
+from __future__ import annotations
+
+
+class OrderflowError(Exception):
+    """Base of every error Orderflow raises on purpose."""
+
+
+class ConfigError(OrderflowError):
+    """A setting, rules file or crosswalk is wrong; the process stops with this message."""
+
+
+class RetriableError(OrderflowError):
+    """A passing failure; the same call may succeed later.
+
+    ``retry_after`` is the delay in seconds the other side asked for, when it said one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(RetriableError):
+    """The Salesforce org's rolling daily API allowance is spent; wait long, do not hammer."""
+
+
+class RecordError(OrderflowError):
+    """One record or step cannot be processed; it becomes fallout with this reason."""
+
+
+class FatalError(OrderflowError):
+    """Nothing can go on (refused credentials, missing permission); exit non-zero."""
+
+
+class IllegalTransition(OrderflowError):
+    """A step was moved between two states that do not connect: a bug in the caller."""
