@@ -17,11 +17,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from salesforce.emulator.seed import seed_demo_org
-
 from daemon import db, store
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator
+from salesforce.emulator.seed import seed_demo_org
 
 SETTLED = frozenset({"Completed", "Fallout", "Cancelled", "Superseded"})
 SYSTEMS = ("erp", "billing", "provisioning")

@@ -130,3 +130,5 @@ class TaskEvent(Base):
     to_state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(80), default="orderflow")
+
+    task: Mapped[Task] = relationship()

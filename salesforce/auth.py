@@ -11,6 +11,8 @@ from orchestration.errors import FatalError, RetriableError
 
 log = logging.getLogger(__name__)
 
+TLS_HINT = "its TLS certificate is not trusted (a private CA goes in ORDERFLOW_SF_CA_BUNDLE)"
+
 
 class Session(NamedTuple):
     access_token: str
@@ -31,6 +33,8 @@ def client_credentials(
     form["client_secret"] = client_secret
     try:
         response = http.post(url, data=form, timeout=timeout)
+    except requests.exceptions.SSLError as exc:
+        raise FatalError(f"Salesforce login: {url}: {TLS_HINT}") from exc
     except requests.RequestException as exc:
         raise RetriableError(f"Salesforce login: cannot reach {url}") from exc
     if response.status_code >= 500:

@@ -4,6 +4,7 @@
 what Salesforce said                   what Orderflow does
 =====================================  ==================================================
 connection error, timeout              RetriableError (back off, try again)
+TLS certificate not trusted            FatalError (a setting to fix, not a passing failure)
 429, 5xx (SERVER_UNAVAILABLE, ...)     RetriableError, honouring ``Retry-After``
 UNABLE_TO_LOCK_ROW                     RetriableError
 403 REQUEST_LIMIT_EXCEEDED             BudgetExhausted (wait long: the window is rolling)
@@ -63,6 +64,8 @@ def translate(exc: Exception, what: str) -> OrderflowError:
     """The Orderflow error for an exception raised while doing ``what``."""
     if isinstance(exc, OrderflowError):
         return exc
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalError(f"Salesforce {what}: the TLS certificate is not trusted")
     if isinstance(exc, requests.Timeout):
         return RetriableError(f"Salesforce {what}: no answer in time")
     if isinstance(exc, requests.ConnectionError):

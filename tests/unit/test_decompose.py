@@ -45,7 +45,9 @@ def test_a_line_without_a_rule_is_fallout_never_dropped(ruleset):
 
 def test_a_bad_value_makes_that_step_fallout_with_the_field_named(ruleset):
     record = order("PLAT-ENT").model_copy()
-    broken = record.lines[0].model_copy(update={"fields": {**record.lines[0].fields, "Quantity": "lots"}})
+    broken = record.lines[0].model_copy(
+        update={"fields": {**record.lines[0].fields, "Quantity": "lots"}}
+    )
     bad = record.model_copy(update={"lines": (broken,)})
     steps = {s.key: s for s in decompose(bad, ruleset) if s.line_id}
     assert steps["provision"].state is StepState.FATALLY_FAILED

@@ -63,7 +63,7 @@ def test_problems_are_refused_with_their_place(tmp_path, change, expected):
 
 
 def test_jeopardy_threshold_must_be_below_estimate(tmp_path):
-    text = GOOD.replace('systems:', 'sla: {callout: {estimate: 1h, jeopardy: 2h}}\nsystems:')
+    text = GOOD.replace("systems:", "sla: {callout: {estimate: 1h, jeopardy: 2h}}\nsystems:")
     with pytest.raises(ConfigError, match="smaller than the estimate"):
         load_rules(write(tmp_path, text), POLLED_FIELDS)
 
