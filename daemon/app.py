@@ -10,7 +10,7 @@ from simple_salesforce.api import Salesforce
 from sqlalchemy import Engine
 
 from daemon import db
-from daemon.cycle import Context
+from daemon.context import Context
 from daemon.http import make_session
 from daemon.settings import Settings
 from downstream.http import HttpJsonConnector

@@ -9,7 +9,8 @@ from types import FrameType
 
 import schedule
 
-from daemon.cycle import Context, run_cycle
+from daemon.context import Context
+from daemon.cycle import run_cycle
 from orchestration.errors import RecordError, RetriableError
 
 log = logging.getLogger(__name__)

@@ -84,7 +84,9 @@ def test_an_unmatched_product_is_fallout_on_the_order_and_the_rest_goes_on(
 def test_a_dispatch_interrupted_by_a_crash_is_resent_with_the_same_key(world: World, monkeypatch):
     world.add_order("ADD-SSO")
     ctx = world.context(monkeypatch)
-    from daemon.cycle import advance_plans, dispatch, poll_orders
+    from daemon.cycle import advance_plans
+    from daemon.dispatch import dispatch
+    from daemon.poll import poll_orders
 
     poll_orders(ctx)
     advance_plans(ctx)
