@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from daemon import app
-from daemon.cycle import Context, run_cycle
+from daemon.context import Context
+from daemon.cycle import run_cycle
 from daemon.demo import SYSTEMS, demo_environment
 from daemon.settings import load_settings
 from downstream.stubs import StubSystem

@@ -1,0 +1,16 @@
+"""A local Salesforce org emulator that simple-salesforce talks to over real HTTPS.
+
+    emu = Emulator(workdir)
+    emu.start()
+    session = requests.Session()  # pin emu.ca_file (see tests/integration/emulator_helpers.py)
+    sf = Salesforce(instance_url=emu.url, session_id=emu.issue_session(), session=session)
+
+Modules: ``server`` (HTTPS), ``gateway`` (auth, counting, faults), ``api`` / ``composite``
+/ ``sobject_collections`` (REST resources), ``soql`` + ``soql_eval`` + ``query`` (SOQL),
+``org`` (record rules), ``store`` (SQLite), ``schema``, ``ids``, ``seed``.
+"""
+
+from salesforce.emulator.emulator import Emulator
+from salesforce.emulator.faults import Fault
+
+__all__ = ["Emulator", "Fault"]

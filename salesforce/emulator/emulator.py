@@ -1,0 +1,169 @@
+"""The :class:`Emulator`: a local Salesforce org over real HTTPS, for tests and demos."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from salesforce.emulator.api import RestApi
+from salesforce.emulator.auth import Sessions
+from salesforce.emulator.faults import Fault, FaultDice
+from salesforce.emulator.gateway import Gateway
+from salesforce.emulator.org import Org
+from salesforce.emulator.query import QueryEngine
+from salesforce.emulator.schema import Schema
+from salesforce.emulator.server import HttpsServer
+from salesforce.emulator.store import Store
+from salesforce.emulator.tls import write_self_signed
+
+logger = logging.getLogger(__name__)
+
+
+class Emulator:
+    """A Salesforce org emulator whose records live in ``workdir/emulator.db``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        api_version: str = "62.0",
+        client_id: str = "orderflow-demo",
+        client_secret: str = "demo-secret",  # noqa: S107 - the documented demo secret
+        daily_limit: int = 1_000_000,
+        port: int = 0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.api_version = api_version
+        self._port = port
+        self.schema = Schema()
+        self.store = Store(self.workdir / "emulator.db")
+        self.org = Org(self.schema, self.store)
+        self._sessions = Sessions(client_id, client_secret)
+        self._dice = FaultDice()
+        engine = QueryEngine(self.org, api_version)
+        self._gateway: Gateway
+        self._api = RestApi(self.org, engine, self._dice, lambda: self._gateway.usage())
+        self._gateway = Gateway(
+            self._api, self._sessions, self._dice, daily_limit, lambda: self.url
+        )
+        self._server: HttpsServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind 127.0.0.1 (a free port when ``port`` is 0) and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        write_self_signed(self.ca_file, self.workdir / "emulator-key.pem")
+        self._server = HttpsServer(
+            self._port, self._gateway.dispatch, self.ca_file, self.workdir / "emulator-key.pem"
+        )
+        self._server.start()
+        logger.info("Salesforce emulator serving at %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and close the database."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.store.close()
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT`` (only once started)."""
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return f"https://127.0.0.1:{self._server.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM certificate clients should trust."""
+        return self.workdir / "emulator-cert.pem"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint."""
+        return f"{self.url}/services/oauth2/token"
+
+    # -- counters, sessions, faults ---------------------------------------------------------
+    @property
+    def api_calls(self) -> int:
+        """REST calls counted so far (token requests excluded)."""
+        return self._gateway.usage()[0]
+
+    @property
+    def calls_by_kind(self) -> dict[str, int]:
+        """Counted calls by kind: query, queryMore, composite, composite/sobjects, ..."""
+        return dict(self._gateway.stats()["calls_by_kind"])
+
+    def issue_session(self) -> str:
+        """A valid access token, without an HTTP round trip."""
+        return self._sessions.issue()
+
+    @property
+    def faults(self) -> Fault:
+        """The fault-injection rates in force."""
+        return self._dice.fault
+
+    @faults.setter
+    def faults(self, fault: Fault) -> None:
+        self._dice.configure(fault)
+
+    def set_faults(self, fault: Fault) -> None:
+        """Set the fault-injection rates (and reseed)."""
+        self._dice.configure(fault)
+
+    # -- records (no HTTP, not counted) ---------------------------------------------------------
+    def insert(
+        self, sobject: str, fields: Mapping[str, Any], *, system_modstamp: datetime | None = None
+    ) -> str:
+        """Create a record; returns its 18-character Id."""
+        return self.org.create_many(sobject, [fields], modstamp=system_modstamp)[0]
+
+    def insert_many(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        system_modstamp: datetime | None = None,
+    ) -> list[str]:
+        """Create many records in one transaction; returns their Ids in order."""
+        return self.org.create_many(sobject, records, modstamp=system_modstamp)
+
+    def update(
+        self,
+        sobject: str,
+        record_id: str,
+        fields: Mapping[str, Any],
+        *,
+        system_modstamp: datetime | None = None,
+    ) -> None:
+        """Change fields and stamp SystemModstamp."""
+        self.org.update(sobject, record_id, fields, modstamp=system_modstamp)
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        """Move a record to the recycle bin (``IsDeleted = true``)."""
+        self.org.delete(sobject, record_id)
+
+    def get(self, sobject: str, record_id: str) -> dict[str, Any]:
+        """A record's current fields (deleted ones too)."""
+        return self.org.public_fields(self.org.load(sobject, record_id, deleted_ok=True))
+
+    def records(self, sobject: str) -> list[dict[str, Any]]:
+        """All live records of an object, in insertion order."""
+        odef = self.schema.obj(sobject)
+        return [self.org.public_fields(row) for row in self.store.scan(odef.name)]
+
+    def remove_field(self, sobject: str, field: str) -> None:
+        """Drop a field from the schema (queries and writes naming it then fail)."""
+        self.schema.remove_field(sobject, field)
