@@ -1,8 +1,22 @@
-"""Polling Salesforce: new and changed Orders become plans; echoes change nothing."""
+"""Polling Salesforce: new and changed Orders become plans; echoes change nothing.
+
+One poll reads four objects (Order, OrderItem, Invoice, InvoiceLine), each from its own
+watermark, their first pages in one Composite call. Every page is committed before any
+watermark moves, and a watermark never passes the query's start (``salesforce.poller``).
+
+- An OrderItem can change without its Order's SystemModstamp moving: such orders are read
+  again with all their lines, by chunked ``Id IN (...)`` queries packed into Composite
+  calls, in the same transaction that records the lines (a crash re-reads them).
+- Deleted rows come back from ``queryAll``: a deleted Order whose plan never started is
+  cancelled (its steps Discarded); one in flight is flagged for a person.
+- Invoices and their lines are stored as source records for the ERP flow.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,56 +25,210 @@ from sqlalchemy.orm import Session
 
 from daemon import store
 from daemon.context import Context
+from daemon.models import Plan, SourceRecord
+from daemon.sf_state import save_budget
 from orchestration.decompose import decompose, fallout_step
+from orchestration.errors import BudgetExhausted
 from orchestration.records import Order, parse_datetime
-from salesforce.poller import next_window, order_query
+from orchestration.states import FINAL_STATES, PlanState, StepState
+from remap.inbound import Unresolved
+from salesforce.poller import (
+    INVOICE,
+    INVOICE_LINE,
+    OBJECTS,
+    ORDER,
+    ORDER_ITEM,
+    PollFields,
+    Window,
+    next_window,
+)
 
 log = logging.getLogger(__name__)
 
-ORDER = "Order"
+DELETED_IN_FLIGHT = "Order deleted in Salesforce while in flight: finish or cancel it by hand"
+
+
+@dataclass
+class PollReport:
+    seen: int = 0
+    changed: int = 0
+    planned: int = 0
+    reread: int = 0
+    cancelled: int = 0
+    flagged: int = 0
 
 
 def poll_orders(ctx: Context) -> tuple[int, int]:
-    """Read the Orders changed since the watermark; plan new ones. Returns (seen, planned)."""
+    """Poll Salesforce when the budget says a poll is due. Returns (seen, planned)."""
+    gateway = ctx.gateway
+    if not gateway.pacer.poll_due(gateway.clock()):
+        return 0, 0
+    calls = gateway.calls
+    try:
+        report = poll(ctx)
+    except BudgetExhausted as exc:
+        # Downstream work goes on; the poll waits for the budget (see salesforce.budget).
+        log.warning("Salesforce poll skipped: %s", exc)
+        gateway.pacer.polled(gateway.clock(), found=False, calls=0)
+        save_budget(ctx)
+        return 0, 0
+    gateway.pacer.polled(gateway.clock(), found=report.changed > 0, calls=gateway.calls - calls)
+    save_budget(ctx)
+    if report.changed:
+        log.info(
+            "polled %d records, %d changed, %d new plans, %d orders re-read for their lines",
+            report.seen,
+            report.changed,
+            report.planned,
+            report.reread,
+        )
+    return report.seen, report.planned
+
+
+def poll(ctx: Context) -> PollReport:
+    """One poll of every object, whatever the cadence."""
     now = ctx.clock()
+    fields = replace(ctx.poll_fields, statuses=tuple(ctx.statuses))
     with ctx.sessions() as session:
-        mark = store.watermark(session, ORDER)
-    window = next_window(mark, now, overlap=ctx.overlap, settle=ctx.settle)
-    seen = planned = 0
-    for page in ctx.gateway.query_pages(order_query(window, statuses=ctx.statuses)):
-        # One transaction per page: what a page holds is committed before the watermark moves.
+        marks = {obj: store.watermark(session, obj) for obj in OBJECTS}
+    windows = {
+        obj: next_window(marks[obj], now, overlap=ctx.overlap, settle=ctx.settle) for obj in OBJECTS
+    }
+    queries = [(fields.window_query(obj, windows[obj]), True) for obj in OBJECTS]
+    answers = dict(zip(OBJECTS, ctx.gateway.query_many(queries), strict=True))
+    report = PollReport()
+    seen_orders: set[str] = set()
+    for page in answers[ORDER]:
+        # One transaction per page: what a page holds is committed before a watermark moves.
         with ctx.sessions.begin() as session:
             for record in page:
-                seen += 1
-                planned += _ingest_order(ctx, session, record, now)
+                seen_orders.add(str(record["Id"]))
+                _ingest_order(ctx, session, record, now, report)
+    for page in answers[ORDER_ITEM]:
+        _ingest_lines(ctx, fields, page, seen_orders, now, report)
+    for obj in (INVOICE, INVOICE_LINE):
+        for page in answers[obj]:
+            with ctx.sessions.begin() as session:
+                for record in page:
+                    report.seen += 1
+                    report.changed += _remember(session, obj, record, now)
+    _move_watermarks(ctx, windows, now)
+    return report
+
+
+def _move_watermarks(ctx: Context, windows: dict[str, Window], now: datetime) -> None:
     with ctx.sessions.begin() as session:
-        store.move_watermark(session, ORDER, window.until, now)
-    if planned:
-        log.info("polled %d orders, %d new plans", seen, planned)
-    return seen, planned
+        for obj, window in windows.items():
+            store.move_watermark(session, obj, window.until, now)
 
 
-def _ingest_order(ctx: Context, session: Session, record: dict[str, Any], now: datetime) -> int:
+def _remember(session: Session, sobject: str, record: dict[str, Any], now: datetime) -> int:
     modstamp = parse_datetime(record["SystemModstamp"])
-    if not store.remember(session, ORDER, record, modstamp, now):
-        return 0  # an echo of our own writeback, or a record seen before
+    return int(store.remember(session, sobject, record, modstamp, now))
+
+
+def _line_changed(session: Session, record: dict[str, Any]) -> bool:
+    row = session.get(SourceRecord, (ORDER_ITEM, str(record["Id"])))
+    return row is None or row.content_hash != store.content_hash(record)
+
+
+def _ingest_lines(
+    ctx: Context,
+    fields: PollFields,
+    page: list[dict[str, Any]],
+    seen_orders: set[str],
+    now: datetime,
+    report: PollReport,
+) -> None:
+    """Record a page of OrderItems; re-read the orders of changed lines not read already."""
+    with ctx.sessions() as session:
+        stale = {
+            str(r["OrderId"]) for r in page if r.get("OrderId") and _line_changed(session, r)
+        } - seen_orders
+    reread = list(_pages(ctx, fields.orders_by_id(stale))) if stale else []
+    with ctx.sessions.begin() as session:
+        for orders in reread:
+            for record in orders:
+                report.reread += 1
+                seen_orders.add(str(record["Id"]))
+                _ingest_order(ctx, session, record, now, report)
+        for record in page:
+            report.seen += 1
+            report.changed += _remember(session, ORDER_ITEM, record, now)
+
+
+def _pages(ctx: Context, queries: list[str]) -> Iterator[list[dict[str, Any]]]:
+    for answer in ctx.gateway.query_many([(q, False) for q in queries]):
+        yield from answer
+
+
+def _ingest_order(
+    ctx: Context, session: Session, record: dict[str, Any], now: datetime, report: PollReport
+) -> None:
+    report.seen += 1
+    if record.get("IsDeleted"):
+        _deleted(session, str(record["Id"]), now, report)
+        return
+    if not _remember(session, ORDER, record, now):
+        return  # an echo of our own writeback, or a record seen before
+    report.changed += 1
     existing = store.plan_for(session, str(record["Id"]))
     if existing is not None:
-        log.info("order %s changed after planning; plan kept", existing.order_number)
-        return 0
+        log.info(
+            "order %s changed after planning; plan kept",
+            existing.order_number,
+            extra={"order_id": existing.order_id, "order_number": existing.order_number},
+        )
+        return
     try:
-        order = Order.from_record(record)
+        order = ctx.inbound(session, Order.from_record(record))  # legacy ids → standard
         steps = decompose(order, ctx.ruleset)
+    except Unresolved as exc:
+        # A legacy id the crosswalk cannot resolve holds the order: one fallout step each.
+        order, steps = exc.order, exc.steps
     except (ValidationError, KeyError, ValueError) as exc:
         # A record that cannot be read still gets a plan: one fallout step saying why.
         reason = f"malformed order record: {_first_line(exc)}"
-        log.warning("order %s: %s", record.get("Id"), reason)
+        log.warning("order %s: %s", record.get("Id"), reason, extra={"order_id": record.get("Id")})
         order = Order(
             id=str(record["Id"]), number=str(record.get("OrderNumber")), fields={}, lines=()
         )
         steps = [fallout_step("malformed", "Fix the order record", reason)]
-    store.create_plan(session, order, steps, ctx.ruleset.version, now)
-    return 1
+    store.create_plan(session, order, steps, ctx.ruleset, now)
+    report.planned += 1
+
+
+def _deleted(session: Session, order_id: str, now: datetime, report: PollReport) -> None:
+    """A deleted order: cancel its plan if nothing was started, else flag it."""
+    plan = store.plan_for(session, order_id)
+    if plan is None or plan.sf_deleted_at is not None:
+        return
+    plan.sf_deleted_at = now
+    report.changed += 1
+    live = [t for t in plan.tasks if t.revision == plan.revision]
+    if any(t.started_at is not None for t in live):
+        plan.flag = DELETED_IN_FLIGHT
+        report.flagged += 1
+        log.warning(
+            "order %s deleted in Salesforce while in flight; flagged",
+            plan.order_number,
+            extra={"order_id": plan.order_id, "order_number": plan.order_number},
+        )
+        return
+    _cancel(session, plan, live, now)
+    report.cancelled += 1
+    log.info(
+        "order %s deleted in Salesforce before it started; cancelled",
+        plan.order_number,
+        extra={"order_id": plan.order_id, "order_number": plan.order_number},
+    )
+
+
+def _cancel(session: Session, plan: Plan, live: list[Any], now: datetime) -> None:
+    for task in live:
+        if StepState(task.state) not in FINAL_STATES:
+            store.transition(session, task, StepState.DISCARDED, "order deleted in Salesforce", now)
+    plan.status, plan.state, plan.updated_at = "Cancelled", PlanState.COMPLETED, now
 
 
 def _first_line(exc: Exception) -> str:

@@ -6,15 +6,17 @@ what Salesforce said                   what Orderflow does
 connection error, timeout              RetriableError (back off, try again)
 TLS certificate not trusted            FatalError (a setting to fix, not a passing failure)
 429, 5xx (SERVER_UNAVAILABLE, ...)     RetriableError, honouring ``Retry-After``
-UNABLE_TO_LOCK_ROW                     RetriableError
+UNABLE_TO_LOCK_ROW, other transients   RetriableError
 403 REQUEST_LIMIT_EXCEEDED             BudgetExhausted (wait long: the window is rolling)
 403 anything else                      FatalError (permission, disabled API)
-401 INVALID_SESSION_ID                 FatalError once the client could not log in again
+401 INVALID_SESSION_ID                 SessionExpired (log in again once, then FatalError)
+login refused                          FatalError
 400, 404 (malformed, unknown field)    RecordError (this request cannot succeed as it is)
 =====================================  ==================================================
 
-Messages keep Salesforce's error code and message but never the request, which can carry
-a session id in its headers.
+The same table classifies whole calls (:func:`translate`), Composite subrequests and
+per-record results (:func:`classify`). Messages keep Salesforce's error code and message
+but never the request, which can carry a session id in its headers.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ import requests
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceGeneralError,
-    SalesforceRefusedRequest,
 )
 
 from orchestration.errors import (
@@ -38,9 +37,25 @@ from orchestration.errors import (
     RetriableError,
 )
 
+#: Per-record or per-call codes that a later attempt may not meet again.
 TRANSIENT_CODES = frozenset(
-    {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "SERVER_UNAVAILABLE",
+        "REQUEST_RUNNING_TOO_LONG",
+        "QUERY_TIMEOUT",
+        "UNKNOWN_EXCEPTION",
+        "TXN_SECURITY_METERING_ERROR",
+    }
 )
+LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
+SESSION_CODE = "INVALID_SESSION_ID"
+#: How long to wait when the org's allowance is spent and Salesforce names no delay.
+LIMIT_BACKOFF = 3600.0
+
+
+class SessionExpired(RetriableError):
+    """401 INVALID_SESSION_ID: the session must be renewed before the call is repeated."""
 
 
 def error_code(content: Any) -> str:
@@ -60,8 +75,27 @@ def error_message(content: Any) -> str:
     return str(content)[:300]
 
 
-def translate(exc: Exception, what: str) -> OrderflowError:
-    """The Orderflow error for an exception raised while doing ``what``."""
+def classify(
+    status: int, code: str, text: str, *, retry_after: float | None = None
+) -> OrderflowError:
+    """The Orderflow error for an HTTP ``status`` and Salesforce error ``code``."""
+    if code == LIMIT_CODE:
+        return BudgetExhausted(text, retry_after=max(retry_after or 0.0, LIMIT_BACKOFF))
+    if code == SESSION_CODE or status == 401:
+        return SessionExpired(text)
+    if code in TRANSIENT_CODES or status == 429 or status >= 500:
+        return RetriableError(text, retry_after=retry_after)
+    if status == 403:
+        return FatalError(text)
+    return RecordError(text)
+
+
+def translate(exc: Exception, what: str, *, retry_after: float | None = None) -> OrderflowError:
+    """The Orderflow error for an exception raised while doing ``what``.
+
+    ``retry_after`` is the ``Retry-After`` of the response that failed, read by the
+    transport (simple-salesforce drops response headers from its exceptions).
+    """
     if isinstance(exc, OrderflowError):
         return exc
     if isinstance(exc, requests.exceptions.SSLError):
@@ -76,12 +110,14 @@ def translate(exc: Exception, what: str) -> OrderflowError:
         return RetriableError(f"Salesforce {what}: {type(exc).__name__}")
     code = error_code(exc.content)
     text = f"Salesforce {what}: HTTP {exc.status} {code}: {error_message(exc.content)}".rstrip()
-    if code == "REQUEST_LIMIT_EXCEEDED":
-        return BudgetExhausted(text, retry_after=3600.0)
-    if code in TRANSIENT_CODES or (
-        isinstance(exc, SalesforceGeneralError) and (exc.status == 429 or exc.status >= 500)
-    ):
-        return RetriableError(text)
-    if isinstance(exc, SalesforceRefusedRequest | SalesforceExpiredSession):
-        return FatalError(text)
-    return RecordError(text)
+    return classify(exc.status, code, text, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None  # an HTTP date: rare from Salesforce; the exponential back-off applies

@@ -1,32 +1,57 @@
 """The Salesforce gateway: the only object that calls Salesforce's REST API.
 
 It wraps a ``simple_salesforce.Salesforce`` (handed in, so tests and other callers choose
-how it logs in), puts a timeout on every call, retries what is worth retrying and
-translates every error into Orderflow's own (see :mod:`salesforce.errors`).
+how it logs in) and, around every call:
+
+- asks the budget (:mod:`salesforce.budget`) whether the call may be made at all;
+- puts a timeout on it and reads ``Retry-After`` and ``Sforce-Limit-Info`` from the
+  answer (:mod:`salesforce.transport`);
+- translates every error into Orderflow's own (:mod:`salesforce.errors`);
+- renews an expired session once per attempt and repeats the call (when it was given a
+  way to log in); a session refused on every attempt right after renewal is fatal;
+- retries what is worth retrying, with exponential back-off and jitter, never shorter
+  than the ``Retry-After`` Salesforce asked for.
+
+Queries and writes are packed into Composite calls (:mod:`salesforce.batches`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from simple_salesforce.api import Salesforce
 from tenacity import (
+    RetryCallState,
+    Retrying,
     before_sleep_log,
-    retry,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
 
-from orchestration.errors import BudgetExhausted, RetriableError
-from salesforce.errors import TRANSIENT_CODES, translate
+from orchestration.errors import BudgetExhausted, FatalError, RetriableError
+from salesforce.batches import CollectionRequest, collection_requests, packs
+from salesforce.budget import PacePolicy, Pacer
+from salesforce.errors import (
+    TRANSIENT_CODES,
+    SessionExpired,
+    classify,
+    error_code,
+    error_message,
+    translate,
+)
+from salesforce.transport import ApiUsage, Watch, instrument
 
 log = logging.getLogger(__name__)
 
-COLLECTION_LIMIT = 200
 T = TypeVar("T")
+MAX_WAIT = 120.0
+Relogin = Callable[[], Salesforce]
 
 
 class WriteResult(NamedTuple):
@@ -36,106 +61,236 @@ class WriteResult(NamedTuple):
     success: bool
     code: str = ""
     message: str = ""
+    created: bool = False
 
     @property
     def transient(self) -> bool:
         return self.code in TRANSIENT_CODES
 
 
-class ApiUsage(NamedTuple):
-    used: int
-    limit: int
-
-
 class SalesforceGateway:
     """Queries and writes through one ``simple_salesforce.Salesforce`` client."""
 
-    def __init__(self, sf: Salesforce, *, timeout: float = 30.0, attempts: int = 4) -> None:
-        self.sf = sf
+    def __init__(
+        self,
+        sf: Salesforce,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        relogin: Relogin | None = None,
+        pacer: Pacer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.timeout = timeout
-        self._retry = retry(
+        self.attempts = attempts
+        self.relogin = relogin
+        self.pacer = pacer or Pacer(PacePolicy())
+        self.clock = clock
+        self.sleep = sleep
+        self.sf = sf
+        self.watch: Watch = instrument(sf.session, timeout)
+        self.renewals = 0
+        #: Calls sent (each attempt counts: it costs one from the org's allowance).
+        self.calls = 0
+
+    # -- the call wrapper -------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        retrying = Retrying(
             retry=retry_if_exception(_worth_retrying),
-            wait=wait_random_exponential(multiplier=0.5, max=20),
-            stop=stop_after_attempt(attempts),
+            wait=_wait,
+            stop=stop_after_attempt(self.attempts),
             before_sleep=before_sleep_log(log, logging.WARNING),
+            sleep=self.sleep,
             reraise=True,
         )
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except Exception as exc:
-                raise translate(exc, what) from exc
-
-        result: T = self._retry(attempt)()
+        try:
+            result: T = retrying(self._attempt, what, fn)
+        except SessionExpired as exc:
+            raise FatalError(f"{exc} (each time, right after logging in again)") from exc
         return result
 
+    def _attempt(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        renewed = False
+        while True:
+            refusal = self.pacer.allow(self.clock())
+            if refusal is not None:
+                raise BudgetExhausted(f"Salesforce {what} not sent: {refusal}")
+            self.calls += 1
+            try:
+                result = fn(self.sf)
+            except Exception as exc:
+                self.pacer.observe(self.watch.usage)
+                error = translate(exc, what, retry_after=self.watch.retry_after)
+                if isinstance(error, SessionExpired) and not renewed:
+                    self._renew(error)
+                    renewed = True
+                    continue
+                if isinstance(error, BudgetExhausted):
+                    self.pacer.spent(self.clock(), error.retry_after or 0.0)
+                raise error from exc
+            self.pacer.observe(self.watch.usage)
+            return result
+
+    def _renew(self, error: SessionExpired) -> None:
+        if self.relogin is None:
+            raise FatalError(
+                f"{error}; the session cannot be renewed (a session id was given: set "
+                "ORDERFLOW_SF_AUTH to a login flow, or give a fresh session id)"
+            )
+        log.info("Salesforce session expired; logging in again")
+        self.sf = self.relogin()
+        self.watch = instrument(self.sf.session, self.timeout)
+        self.renewals += 1
+
+    @property
+    def base_path(self) -> str:
+        return f"/services/data/v{self.sf.sf_version}"
+
+    # -- queries ----------------------------------------------------------------------------
     def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[list[Any]]:
         """Each page of a query's records, following ``nextRecordsUrl``; one page in memory."""
         page = self._call(
             "query",
-            lambda: self.sf.query(soql, include_deleted=include_deleted, timeout=self.timeout),
+            lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=self.timeout),
         )
+        yield from self._rest_of(page)
+
+    def _rest_of(self, page: Any) -> Iterator[list[Any]]:
         while True:
             yield list(page["records"])
             if page.get("done", True):
                 return
-            url = page["nextRecordsUrl"]
-            page = self._call(
-                "query more",
-                lambda url=url: self.sf.query_more(  # type: ignore[misc]
-                    url, identifier_is_url=True, timeout=self.timeout
-                ),
-            )
+            url = str(page["nextRecordsUrl"])
+            page = self._call("query more", partial(_query_more, url=url, timeout=self.timeout))
 
-    def update(self, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
-        """Update records (each with ``Id``) 200 at a time; one result per record, in order."""
-        results: list[WriteResult] = []
-        for start in range(0, len(records), COLLECTION_LIMIT):
-            chunk = records[start : start + COLLECTION_LIMIT]
-            body = {
-                "allOrNone": False,
-                "records": [
-                    {
-                        "attributes": {"type": sobject},
-                        **{k: v for k, v in r.items() if k != "Id"},
-                        "id": r["Id"],
-                    }
-                    for r in chunk
-                ],
-            }
-            answer = self._call(
-                "update",
-                lambda body=body: self.sf.restful(  # type: ignore[misc]
-                    "composite/sobjects", method="PATCH", json=body, timeout=self.timeout
-                ),
-            )
-            results.extend(_write_results(chunk, answer))
-        return results
+    def query_many(self, queries: Sequence[tuple[str, bool]]) -> list[Iterator[list[Any]]]:
+        """Several queries (SOQL, include deleted) whose first pages come in one Composite
+        call per five; each answer is an iterator of pages, like :meth:`query_pages`."""
+        firsts: list[Any] = []
+        for pack in packs(queries):
+            subs = [
+                {
+                    "method": "GET",
+                    "url": f"{self.base_path}/{'queryAll' if deleted else 'query'}/"
+                    f"?q={quote(soql)}",
+                    "referenceId": f"q{n}",
+                }
+                for n, (soql, deleted) in enumerate(pack)
+            ]
+            firsts.extend(self._call("query", partial(_composite, subs=subs, timeout=self.timeout)))
+        for answer in firsts:
+            status, body = answer["httpStatusCode"], answer["body"]
+            if status >= 300:
+                raise _sub_error("query", status, body)
+        return [self._rest_of(answer["body"]) for answer in firsts]
 
+    # -- writes -----------------------------------------------------------------------------
+    def update(
+        self, sobject: str, records: list[dict[str, Any]], *, parent: str | None = None
+    ) -> list[WriteResult]:
+        """Update records (each with ``Id``); one result per record, in the order given.
+
+        With ``parent`` (a field of each record, not written), records of one parent share
+        a collections request."""
+        requests = collection_requests(sobject, records, parent=parent)
+        results = self.write(requests)
+        by_id = {r.id: r for batch in results for r in batch}
+        missing = WriteResult("", False, "NO_RESULT", "Salesforce sent no result for it")
+        return [by_id.get(str(r["Id"]), missing._replace(id=str(r["Id"]))) for r in records]
+
+    def upsert(
+        self, sobject: str, ext_field: str, records: list[dict[str, Any]]
+    ) -> list[WriteResult]:
+        """Create or update records by external id (e.g. Fulfillment_Task__c by Task_Key__c)."""
+        requests = collection_requests(sobject, records, ext_field=ext_field)
+        return [r for batch in self.write(requests) for r in batch]
+
+    def write(self, requests: Sequence[CollectionRequest]) -> list[list[WriteResult]]:
+        """Send collections requests, five to a Composite call; every record's result."""
+        out: list[list[WriteResult]] = []
+        for pack in packs(requests):
+            subs = [
+                {
+                    "method": "PATCH",
+                    "url": f"{self.base_path}/{req.path()}",
+                    "referenceId": f"w{n}",
+                    "body": req.body(),
+                }
+                for n, req in enumerate(pack)
+            ]
+            answers = self._call("update", partial(_composite, subs=subs, timeout=self.timeout))
+            for req, answer in zip(pack, answers, strict=True):
+                out.append(_write_results(req, answer))
+        return out
+
+    # -- the budget -------------------------------------------------------------------------
     @property
     def api_usage(self) -> ApiUsage | None:
-        usage = self.sf.api_usage.get("api-usage")
-        return ApiUsage(usage.used, usage.total) if usage else None
+        """Calls used and the allowance, as Salesforce last reported them."""
+        return self.watch.usage or self.pacer.usage
+
+
+def _query_more(sf: Salesforce, *, url: str, timeout: float) -> Any:
+    return sf.query_more(url, identifier_is_url=True, timeout=timeout)
+
+
+def _composite(sf: Salesforce, *, subs: list[dict[str, Any]], timeout: float) -> list[Any]:
+    answer: Any = sf.restful(
+        "composite",
+        method="POST",
+        json={"allOrNone": False, "compositeRequest": subs},
+        timeout=timeout,
+    )
+    responses = list(answer["compositeResponse"])
+    # A subrequest answered 503 / lock as a whole is retried with the call; other
+    # subrequest failures are the caller's to read.
+    for item in responses:
+        status, body = int(item["httpStatusCode"]), item.get("body")
+        error = _sub_error("composite subrequest", status, body) if status >= 300 else None
+        if isinstance(error, RetriableError) and not isinstance(error, BudgetExhausted):
+            raise error
+    return responses
+
+
+def _sub_error(what: str, status: int, body: Any) -> Exception:
+    code = error_code(body)
+    text = f"Salesforce {what}: HTTP {status} {code}: {error_message(body)}".rstrip()
+    return classify(status, code, text)
 
 
 def _worth_retrying(exc: BaseException) -> bool:
-    # A spent daily allowance is not cured by seconds of back-off; the poll cadence handles it.
+    # A spent allowance is not cured by seconds of back-off (the budget waits it out). A
+    # session refused right after its renewal is tried again, a few times only.
     return isinstance(exc, RetriableError) and not isinstance(exc, BudgetExhausted)
 
 
-def _write_results(chunk: list[dict[str, Any]], answer: Any) -> list[WriteResult]:
+_exponential = wait_random_exponential(multiplier=0.5, max=20)
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    asked = getattr(exc, "retry_after", None) or 0.0
+    return min(MAX_WAIT, max(float(asked), _exponential(state)))
+
+
+def _write_results(req: CollectionRequest, answer: dict[str, Any]) -> list[WriteResult]:
+    status, body = int(answer["httpStatusCode"]), answer.get("body")
+    keys = [str(r.get("Id") or r.get(req.ext_field or "Id") or "") for r in req.records]
+    if status >= 300 or not isinstance(body, list):
+        code, message = error_code(body) or f"HTTP_{status}", error_message(body)[:255]
+        return [WriteResult(key, False, code, message) for key in keys]
     out = []
-    for record, result in zip(chunk, answer or [], strict=False):
+    for key, result in zip(keys, body, strict=False):
         errors = result.get("errors") or []
         first = errors[0] if errors else {}
         out.append(
             WriteResult(
-                id=str(result.get("id") or record["Id"]),
+                id=str(result.get("id") or key),
                 success=bool(result.get("success")),
                 code=str(first.get("statusCode") or ""),
                 message=str(first.get("message") or "")[:255],
+                created=bool(result.get("created")),
             )
         )
     return out

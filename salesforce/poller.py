@@ -5,13 +5,18 @@ timestamp, many rows sharing one timestamp, and a ``>=`` cursor with LIMIT that 
 window reaches back ``overlap`` before the watermark (late commits land inside it), ends a
 few seconds before the query starts (rows still committing are read next time), reads
 every page instead of LIMIT, and the caller processes rows idempotently on (Id, content).
+
+Each object (Order, OrderItem, Invoice, InvoiceLine) has its own watermark. Queries go to
+``queryAll`` so deleted rows (``IsDeleted = true``) come back too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from salesforce.batches import in_chunks
 
 ORDER_FIELDS = (
     "Id",
@@ -35,7 +40,31 @@ LINE_FIELDS = (
     "EndDate",
 )
 PRODUCT_FIELDS = ("ProductCode", "Family", "Name")
+INVOICE_FIELDS = (
+    "Id",
+    "DocumentNumber",
+    "Status",
+    "BillingAccountId",
+    "Balance",
+    "TotalAmount",
+    "InvoiceDate",
+    "DueDate",
+    "ReferenceEntityId",
+)
+INVOICE_LINE_FIELDS = (
+    "Id",
+    "InvoiceId",
+    "Product2Id",
+    "Quantity",
+    "ChargeAmount",
+    "ReferenceEntityItemId",
+)
+#: Fields every poll needs whatever the settings say: the key, the cursor, deletions.
+SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+ORDER, ORDER_ITEM, INVOICE, INVOICE_LINE = "Order", "OrderItem", "Invoice", "InvoiceLine"
+OBJECTS = (ORDER, ORDER_ITEM, INVOICE, INVOICE_LINE)
 
 
 @dataclass(frozen=True)
@@ -55,7 +84,11 @@ class Window:
 def next_window(
     watermark: datetime | None, now: datetime, *, overlap: timedelta, settle: timedelta
 ) -> Window:
-    """The window to poll at ``now``; its ``until`` is the next watermark once it is done."""
+    """The window to poll at ``now``; its ``until`` is the next watermark once it is done.
+
+    ``until`` never passes ``now - settle`` (the query's start), so the watermark never
+    moves past a moment whose rows could still be committing.
+    """
     until = (now - settle).replace(microsecond=0)
     after = EPOCH if watermark is None else min(watermark - overlap, until)
     return Window(after=after.replace(microsecond=0), until=until)
@@ -72,6 +105,64 @@ def soql_string(value: str) -> str:
     return f"'{escaped}'"
 
 
+def _select(*groups: Iterable[str]) -> str:
+    seen: dict[str, None] = {}
+    for group in groups:
+        for name in group:
+            seen.setdefault(name, None)
+    return ", ".join(seen)
+
+
+@dataclass(frozen=True)
+class PollFields:
+    """The fields polled per object and the Order status filter (all settings)."""
+
+    statuses: Sequence[str] = ("Activated",)
+    order: Sequence[str] = ORDER_FIELDS
+    line: Sequence[str] = LINE_FIELDS
+    product: Sequence[str] = PRODUCT_FIELDS
+    invoice: Sequence[str] = INVOICE_FIELDS
+    invoice_line: Sequence[str] = INVOICE_LINE_FIELDS
+
+    def _status_filter(self) -> str:
+        return f"Status IN ({', '.join(soql_string(s) for s in self.statuses)})"
+
+    def _order_select(self) -> str:
+        lines = _select(("Id",), self.line, (f"Product2.{f}" for f in self.product))
+        return (
+            f"SELECT {_select(SYSTEM_FIELDS, self.order)}, "
+            f"(SELECT {lines} FROM OrderItems ORDER BY Id) FROM Order"
+        )
+
+    def window_query(self, sobject: str, window: Window) -> str:
+        """The queryAll SOQL for one object's window, in cursor order."""
+        order_by = " ORDER BY SystemModstamp, Id"
+        if sobject == ORDER:
+            # Deleted orders are read whatever their status, to cancel or flag their plans.
+            return (
+                f"{self._order_select()} WHERE {window.soql()} "
+                f"AND (IsDeleted = true OR {self._status_filter()}){order_by}"
+            )
+        fields = {
+            ORDER_ITEM: ("OrderId", *self.line),
+            INVOICE: self.invoice,
+            INVOICE_LINE: ("InvoiceId", *self.invoice_line),
+        }[sobject]
+        return (
+            f"SELECT {_select(SYSTEM_FIELDS, fields)} FROM {sobject} "
+            f"WHERE {window.soql()}{order_by}"
+        )
+
+    def orders_by_id(self, order_ids: Iterable[str]) -> list[str]:
+        """Queries re-reading these orders with their lines, cut to fit a URI."""
+
+        def render(chunk: list[str]) -> str:
+            ids = ", ".join(soql_string(i) for i in chunk)
+            return f"{self._order_select()} WHERE Id IN ({ids}) AND {self._status_filter()}"
+
+        return in_chunks(sorted(set(order_ids)), render)
+
+
 def order_query(
     window: Window,
     *,
@@ -81,11 +172,10 @@ def order_query(
     product_fields: Iterable[str] = PRODUCT_FIELDS,
 ) -> str:
     """Orders in the window with their lines and products, in one query (a child subquery)."""
-    lines = [*line_fields, *(f"Product2.{f}" for f in product_fields)]
-    wanted = ", ".join(soql_string(s) for s in statuses)
-    return (
-        f"SELECT {', '.join(order_fields)}, "
-        f"(SELECT {', '.join(lines)} FROM OrderItems ORDER BY Id) "
-        f"FROM Order WHERE Status IN ({wanted}) AND {window.soql()} "
-        "ORDER BY SystemModstamp, Id"
+    spec = PollFields(
+        statuses=tuple(statuses),
+        order=tuple(order_fields),
+        line=tuple(line_fields),
+        product=tuple(product_fields),
     )
+    return spec.window_query(ORDER, window)

@@ -4,6 +4,7 @@ limits resources. HTTP plumbing lives in ``server.py``; composite in ``composite
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -67,6 +68,13 @@ class RestApi:
         self.dice = dice
         self.usage = usage
         self.api_version = engine.api_version
+        self._count_lock = threading.Lock()
+        self.subrequests: dict[str, int] = {}
+
+    def count_subrequest(self, kind: str) -> None:
+        """Count one Composite subrequest by kind (not an API call of its own)."""
+        with self._count_lock:
+            self.subrequests[kind] = self.subrequests.get(kind, 0) + 1
 
     def handle(self, req: Request) -> Response:
         """Answer one request."""

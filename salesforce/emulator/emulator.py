@@ -106,6 +106,11 @@ class Emulator:
         """Counted calls by kind: query, queryMore, composite, composite/sobjects, ..."""
         return dict(self._gateway.stats()["calls_by_kind"])
 
+    @property
+    def composite_subrequests(self) -> dict[str, int]:
+        """Subrequests run inside Composite calls, by kind (they cost no API call)."""
+        return dict(self._api.subrequests)
+
     def issue_session(self) -> str:
         """A valid access token, without an HTTP round trip."""
         return self._sessions.issue()

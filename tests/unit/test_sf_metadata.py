@@ -1,0 +1,118 @@
+"""The deployable metadata names every custom field and object Orderflow writes."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET  # our own files, not untrusted input
+from pathlib import Path
+
+import pytest
+
+from daemon.writeback import FIELDS_WRITTEN
+
+ROOT = Path(__file__).resolve().parents[2] / "salesforce" / "metadata" / "force-app/main/default"
+NS = {"md": "http://soap.sforce.com/2006/04/metadata"}
+
+#: Every custom field Orderflow writes or will write (the jeopardy and invoice issues).
+EXPECTED = {
+    "Order": {
+        "Fulfillment_Status__c",
+        "Jeopardy_Status__c",
+        "Fulfillment_Message__c",
+        "Fulfillment_Progress__c",
+        "Fulfillment_Updated__c",
+    },
+    "OrderItem": {"Fulfillment_Status__c", "Jeopardy_Status__c"},
+    "Invoice": {"ERP_Document_Number__c", "ERP_Sync_Status__c"},
+    "Fulfillment_Task__c": {
+        "Order__c",
+        "Task_Key__c",
+        "System__c",
+        "Step__c",
+        "State__c",
+        "Jeopardy__c",
+        "Planned_Start__c",
+        "Actual_Start__c",
+        "Actual_End__c",
+        "Due__c",
+        "Attempts__c",
+        "External_Reference__c",
+        "Message__c",
+    },
+}
+
+
+def _parse(path: Path) -> ET.ElementTree[ET.Element]:
+    return ET.parse(path)  # noqa: S314 - the repository's own metadata
+
+
+MD = "{http://soap.sforce.com/2006/04/metadata}"
+
+
+def _fields() -> dict[str, dict[str, ET.Element]]:
+    found: dict[str, dict[str, ET.Element]] = {}
+    for path in sorted(ROOT.glob("objects/*/fields/*.field-meta.xml")):
+        root = _parse(path).getroot()
+        assert root.tag == f"{MD}CustomField", path
+        name = root.findtext("md:fullName", namespaces=NS)
+        assert f"{name}.field-meta.xml" == path.name, path
+        found.setdefault(path.parent.parent.name, {})[str(name)] = root
+    return found
+
+
+def test_every_xml_file_parses():
+    files = list(ROOT.rglob("*.xml"))
+    assert len(files) >= 24
+    for path in files:
+        _parse(path)
+
+
+def test_every_field_orderflow_writes_is_deployed():
+    deployed = {obj: set(fields) for obj, fields in _fields().items()}
+    assert deployed == EXPECTED
+    for obj, names in FIELDS_WRITTEN.items():
+        assert set(names) <= deployed[obj], obj
+
+
+def test_field_types_fit_what_is_written():
+    fields = _fields()
+
+    def kind(obj: str, name: str) -> str:
+        return str(fields[obj][name].findtext("md:type", namespaces=NS))
+
+    assert kind("Order", "Fulfillment_Progress__c") == "Percent"
+    assert kind("Order", "Fulfillment_Updated__c") == "DateTime"
+    message = fields["Order"]["Fulfillment_Message__c"]
+    assert message.findtext("md:length", namespaces=NS) == "255"
+    key = fields["Fulfillment_Task__c"]["Task_Key__c"]
+    assert key.findtext("md:externalId", namespaces=NS) == "true"
+    assert key.findtext("md:unique", namespaces=NS) == "true"
+    assert kind("Fulfillment_Task__c", "Order__c") in ("Lookup", "MasterDetail")
+    statuses = {
+        v.findtext("md:fullName", namespaces=NS)
+        for v in fields["Order"]["Fulfillment_Status__c"].iter(f"{MD}value")
+    }
+    assert statuses == {"Not Started", "In Progress", "Completed", "Fallout", "Cancelled",
+                        "Superseded"}  # fmt: skip
+
+
+def test_the_custom_object_is_defined():
+    root = _parse(
+        ROOT / "objects/Fulfillment_Task__c/Fulfillment_Task__c.object-meta.xml"
+    ).getroot()
+    assert root.findtext("md:deploymentStatus", namespaces=NS) == "Deployed"
+    assert root.findtext("md:pluralLabel", namespaces=NS) == "Fulfillment Tasks"
+
+
+@pytest.mark.parametrize("obj", sorted(EXPECTED))
+def test_the_permission_set_grants_every_field(obj):
+    root = _parse(ROOT / "permissionsets/Orderflow_Integration.permissionset-meta.xml").getroot()
+    granted = {
+        str(p.findtext("md:field", namespaces=NS))
+        for p in root.findall("md:fieldPermissions", NS)
+        if p.findtext("md:editable", namespaces=NS) == "true"
+    }
+    assert {f"{obj}.{name}" for name in EXPECTED[obj]} <= granted
+    objects = {
+        p.findtext("md:object", namespaces=NS) for p in root.findall("md:objectPermissions", NS)
+    }
+    assert "Fulfillment_Task__c" in objects
