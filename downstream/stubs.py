@@ -2,106 +2,316 @@
 
 Each is a real HTTP server on 127.0.0.1 that takes a task as a JSON POST, honours the
 ``Idempotency-Key`` header (a repeat returns the first answer and makes no second effect)
-and counts what it received, so tests and the demo can prove exactly-once in effect:
-``duplicates`` counts effects made for a step (``X-Orderflow-Step``) that already had one,
-which only happens if a client sends the same step under a new key.
+and counts what it received (:mod:`downstream.stub_ledger`), so tests and the demo can
+prove exactly-once in effect. It behaves like the real thing where Orderflow must cope:
+
+- ``latency``: seconds (or a (low, high) range) before each answer;
+- ``completion``: ``sync`` answers completed; ``status`` answers accepted and completes
+  when ``GET /status/{ref}`` asks ``complete_after`` seconds later; ``callback`` answers
+  accepted and POSTs a signed callback to ``callback_url`` after ``complete_after`` seconds
+  (``None``: only when the test calls :meth:`StubSystem.send_callbacks`);
+- :class:`StubFaults`: a share of 503s, a share of answers too slow for the client (the
+  effect is made, the answer comes late), a permanent 422 for given SKUs;
+- :meth:`go_offline` / :meth:`come_online`: connections refused for a while;
+- the ERP lists its invoice documents (``GET /documents``) for reconciliation.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
+import random
 import threading
-from dataclasses import dataclass, field
+import time
+import uuid
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
+
+from downstream.signing import CORRELATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from downstream.stub_ledger import Effect, Ledger, answer_for, document_of, find_sku
 
 log = logging.getLogger(__name__)
 
-PREFIXES = {"erp": "SO", "billing": "SUB", "provisioning": "PRV"}
+Completion = Literal["sync", "status", "callback"]
+__all__ = ["Effect", "StubFaults", "StubSystem"]
 
 
-@dataclass
-class Effect:
-    key: str
-    action: str
-    step_ref: str
-    payload: dict[str, Any]
-    reference: str
+@dataclass(frozen=True)
+class StubFaults:
+    """Errors on demand, drawn from a seeded generator so runs repeat."""
 
-
-@dataclass
-class _Ledger:
-    requests: int = 0
-    replays: int = 0
-    duplicates: int = 0
-    effects: list[Effect] = field(default_factory=list)
-    answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    steps: set[str] = field(default_factory=set)
+    unavailable_share: float = 0.0  # submits answered 503 with Retry-After
+    slow_share: float = 0.0  # submits answered only after ``slow_seconds``
+    slow_seconds: float = 2.0
+    reject_skus: frozenset[str] = frozenset()  # payloads naming one get a permanent 422
+    seed: int = 1
 
 
 class StubSystem:
-    """One stub system. ``token``, when set, is required as a Bearer token."""
+    """One stub system. ``token``, when set, is required as a Bearer token; ``oauth`` (a
+    client id and secret) serves ``POST /oauth/token`` and accepts the tokens it issues;
+    ``basic`` (user, password) and ``api_key`` (header, key) are the other ways in."""
 
-    def __init__(self, name: str, *, token: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        token: str | None = None,
+        port: int = 0,
+        latency: float | tuple[float, float] = 0.0,
+        completion: Completion = "sync",
+        complete_after: float | None = 0.0,
+        callback_url: str | None = None,
+        callback_secret: str | None = None,
+        faults: StubFaults | None = None,
+        basic: tuple[str, str] | None = None,
+        api_key: tuple[str, str] | None = None,
+        oauth: tuple[str, str] | None = None,
+        token_lifetime: float = 3600.0,
+    ) -> None:
         self.name = name
         self.token = token
-        self._ledger = _Ledger()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.latency = latency
+        self.completion = completion
+        self.complete_after = complete_after
+        self.callback_url = callback_url
+        self.callback_secret = callback_secret
+        self.faults = faults or StubFaults()
+        self.basic, self.api_key, self.oauth = basic, api_key, oauth
+        self.token_lifetime = token_lifetime
+        self.issued_tokens: set[str] = set()
+        self.token_requests = 0
+        self.callback_answers: list[int] = []
+        self._ledger = Ledger()
+        self._rng = random.Random(self.faults.seed)
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._timers: list[threading.Timer] = []
+        self._bind()
+
+    # -- life ------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._port = int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"stub-{self.name}", daemon=True
-        )
-        self._thread.start()
+        assert self._server is not None
+        # A short poll interval: stop() (and going offline) waits for at most one round.
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"stub-{self.name}",
+            daemon=True,
+        ).start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for timer in self._timers:
+            timer.cancel()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def go_offline(self, seconds: float | None = None) -> None:
+        """Refuse connections (the port is closed); back by itself after ``seconds``."""
+        self.stop()
+        log.info("%s stub offline", self.name)
+        if seconds is not None:
+            self._later(seconds, self.come_online)
+
+    def come_online(self) -> None:
+        if self._server is None:
+            self._bind()
+            self.start()
+            log.info("%s stub online", self.name)
 
     @property
+    def online(self) -> bool:
+        return self._server is not None
+
+    # -- what it holds ---------------------------------------------------------------------
+    @property
     def effects(self) -> list[Effect]:
-        with self._lock:
+        with self._ledger.lock:
             return list(self._ledger.effects)
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            ledger = self._ledger
-            return {
-                "name": self.name,
-                "requests": ledger.requests,
-                "effects": len(ledger.effects),
-                "replays": ledger.replays,
-                "duplicates": ledger.duplicates,
-            }
+        with self._ledger.lock:
+            return self._ledger.stats(self.name)
 
-    def _accept(self, key: str, action: str, step_ref: str, payload: Any) -> tuple[int, Any]:
-        with self._lock:
+    def documents(self, since: str = "", until: str = "") -> list[dict[str, Any]]:
+        """Invoice transfers as the ERP lists them, by invoice date (ISO strings)."""
+        docs = [document_of(e) for e in self.effects if e.action == "invoices"]
+        return [
+            d
+            for d in docs
+            if (not since or str(d["issued_on"]) >= since)
+            and (not until or str(d["issued_on"]) <= until)
+        ]
+
+    def record(self, action: str, payload: dict[str, Any]) -> str:
+        """An effect made by hand at the system (not by Orderflow); its reference."""
+        with self._ledger.lock:
+            key = f"manual-{uuid.uuid4()}"
+            effect = self._ledger.add(
+                self.name, key, action, "", payload, state="completed", correlation=None
+            )
+            return effect.reference
+
+    def forget(self, reference: str) -> None:
+        """Lose an effect, as a system restored from an old backup would."""
+        with self._ledger.lock:
+            effect = self._ledger.by_ref.pop(reference)
+            self._ledger.effects.remove(effect)
+
+    def revoke_tokens(self) -> None:
+        """Every OAuth token issued so far is refused from now on (401)."""
+        self.issued_tokens.clear()
+
+    # -- asynchronous completion -----------------------------------------------------------
+    def send_callbacks(self) -> list[int]:
+        """Finish every pending job now by callback; the daemon's HTTP answers."""
+        with self._ledger.lock:
+            pending = [e for e in self._ledger.effects if e.state == "pending"]
+        return [self._callback(effect) for effect in pending]
+
+    def _callback(self, effect: Effect) -> int:
+        with self._ledger.lock:
+            if effect.state != "pending":
+                return 0
+            effect.state = "completed"
+        body = json.dumps(
+            {
+                "correlation": effect.correlation,
+                "event_id": str(uuid.uuid4()),
+                **answer_for(effect),
+            }
+        ).encode()
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: stamp}
+        if self.callback_secret:
+            headers[SIGNATURE_HEADER] = sign(self.callback_secret, stamp, body)
+        status = 0
+        try:
+            answer = requests.post(
+                f"{self.callback_url}/callbacks/{self.name}", data=body, headers=headers, timeout=10
+            )
+            status = answer.status_code
+        except requests.RequestException as exc:
+            log.warning("%s stub: callback failed: %s", self.name, exc)
+        with self._ledger.lock:
+            self._ledger.callbacks_sent += 1
+            if status != HTTPStatus.OK:
+                effect.state = "pending"  # not delivered: a real system would try again
+        self.callback_answers.append(status)
+        return status
+
+    def _later(self, seconds: float, fn: Any, *args: Any) -> None:
+        timer = threading.Timer(seconds, fn, args)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    # -- answers ---------------------------------------------------------------------------
+    def _sleep(self) -> None:
+        low, high = self.latency if isinstance(self.latency, tuple) else (self.latency,) * 2
+        if high > 0:
+            time.sleep(self._rng.uniform(low, high))
+
+    def _submit(
+        self, key: str, action: str, step_ref: str, payload: Any, correlation: str | None
+    ) -> tuple[int, Any, float]:
+        """(status, body, seconds to wait before answering)."""
+        faults = self.faults
+        with self._ledger.lock:
             ledger = self._ledger
             ledger.requests += 1
             if key in ledger.answers:
                 ledger.replays += 1
-                return ledger.answers[key]
+                return (*ledger.answers[key], 0.0)
             if not isinstance(payload, dict):
-                return HTTPStatus.BAD_REQUEST, {"message": "body must be a JSON object"}
-            reference = f"{PREFIXES.get(self.name, 'REF')}-{len(ledger.effects) + 1:06d}"
-            if step_ref and step_ref in ledger.steps:
-                ledger.duplicates += 1
-                log.warning("%s: second effect for step %s", self.name, step_ref)
-            ledger.steps.add(step_ref)
-            ledger.effects.append(Effect(key, action, step_ref, payload, reference))
-            answer = (HTTPStatus.OK, {"status": "completed", "reference": reference})
-            ledger.answers[key] = answer
-            return answer
+                return HTTPStatus.BAD_REQUEST, {"message": "body must be a JSON object"}, 0.0
+            if faults.unavailable_share and self._rng.random() < faults.unavailable_share:
+                return HTTPStatus.SERVICE_UNAVAILABLE, {"message": "try again shortly"}, 0.0
+            sku = find_sku(payload, faults.reject_skus)
+            if sku:
+                answer = {"code": "UNKNOWN_SKU", "message": f"unknown SKU {sku}"}
+                ledger.answers[key] = (HTTPStatus.UNPROCESSABLE_ENTITY, answer)
+                return HTTPStatus.UNPROCESSABLE_ENTITY, answer, 0.0
+            deferred = self.completion != "sync"
+            effect = ledger.add(
+                self.name,
+                key,
+                action,
+                step_ref,
+                payload,
+                state="pending" if deferred else "completed",
+                correlation=correlation,
+            )
+            if ledger.duplicates:
+                log.debug("%s: %d duplicate effects so far", self.name, ledger.duplicates)
+            status = HTTPStatus.ACCEPTED if deferred else HTTPStatus.OK
+            body = {**answer_for(effect), "status": "accepted" if deferred else "completed"}
+            ledger.answers[key] = (status, body)
+            slow = faults.slow_share and self._rng.random() < faults.slow_share
+        if self.completion == "callback" and self.complete_after is not None:
+            self._later(self.complete_after, self._callback, effect)
+        return status, body, faults.slow_seconds if slow else 0.0
+
+    def _status(self, reference: str) -> tuple[int, Any]:
+        with self._ledger.lock:
+            effect = self._ledger.by_ref.get(reference)
+            if effect is None:
+                return HTTPStatus.NOT_FOUND, {"message": f"no such reference {reference}"}
+            due = self.complete_after is not None and (
+                time.monotonic() - effect.accepted_at >= self.complete_after
+            )
+            if effect.state == "pending" and self.completion == "status" and due:
+                effect.state = "completed"
+            return HTTPStatus.OK, answer_for(effect)
+
+    def _cancel(self, reference: str) -> tuple[int, Any]:
+        with self._ledger.lock:
+            effect = self._ledger.by_ref.get(reference)
+            if effect is None:
+                return HTTPStatus.NOT_FOUND, {"message": f"no such reference {reference}"}
+            effect.state = "canceled"
+            return HTTPStatus.OK, {"status": "completed", "reference": reference}
+
+    def _token(self, form: dict[str, list[str]], basic: tuple[str, str] | None) -> tuple[int, Any]:
+        self.token_requests += 1
+        given = basic or (form.get("client_id", [""])[0], form.get("client_secret", [""])[0])
+        if self.oauth is None or given != self.oauth:
+            return HTTPStatus.UNAUTHORIZED, {"error": "invalid_client"}
+        issued = f"tok-{uuid.uuid4().hex}"
+        self.issued_tokens.add(issued)
+        body = {"access_token": issued, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        return HTTPStatus.OK, body
+
+    def _allowed(self, headers: Any) -> bool:
+        schemes = [self.token, self.basic, self.api_key, self.oauth]
+        if not any(schemes):
+            return True
+        given = str(headers.get("Authorization") or "")
+        if self.token and given == f"Bearer {self.token}":
+            return True
+        if self.oauth and given.removeprefix("Bearer ") in self.issued_tokens:
+            return True
+        if self.basic and _basic(given) == self.basic:
+            return True
+        return bool(self.api_key and headers.get(self.api_key[0]) == self.api_key[1])
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -113,36 +323,74 @@ class StubSystem:
             def _send(self, status: int, body: Any) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                if status == HTTPStatus.SERVICE_UNAVAILABLE:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    log.debug("%s: the client left before the answer", stub.name)
 
             def do_GET(self) -> None:
-                if self.path == "/_stub/stats":
-                    self._send(HTTPStatus.OK, stub.stats())
-                elif self.path == "/_stub/effects":
-                    self._send(HTTPStatus.OK, [e.__dict__ for e in stub.effects])
-                else:
-                    self._send(HTTPStatus.NOT_FOUND, {"message": "not found"})
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/_stub/stats":
+                    return self._send(HTTPStatus.OK, stub.stats())
+                if url.path == "/_stub/effects":
+                    return self._send(HTTPStatus.OK, [e.__dict__ for e in stub.effects])
+                if url.path == "/":
+                    return self._send(HTTPStatus.OK, {"name": stub.name, "ok": True})
+                if not stub._allowed(self.headers):
+                    return self._send(HTTPStatus.UNAUTHORIZED, {"message": "not authorized"})
+                stub._sleep()
+                if url.path.startswith("/status/"):
+                    return self._send(*stub._status(unquote(url.path[len("/status/") :])))
+                if url.path == "/documents":
+                    docs = stub.documents(query.get("since", ""), query.get("until", ""))
+                    return self._send(HTTPStatus.OK, {"documents": docs})
+                self._send(HTTPStatus.NOT_FOUND, {"message": "not found"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if stub.token and self.headers.get("Authorization") != f"Bearer {stub.token}":
-                    self._send(HTTPStatus.UNAUTHORIZED, {"message": "bad or missing token"})
-                    return
+                if self.path == "/oauth/token":
+                    form = parse_qs(raw.decode())
+                    return self._send(*stub._token(form, _basic(self.headers["Authorization"])))
+                if not stub._allowed(self.headers):
+                    return self._send(HTTPStatus.UNAUTHORIZED, {"message": "bad or missing token"})
+                stub._sleep()
+                if self.path.startswith("/cancel/"):
+                    return self._send(*stub._cancel(unquote(self.path[len("/cancel/") :])))
                 key = self.headers.get("Idempotency-Key")
                 if not key:
-                    self._send(HTTPStatus.BAD_REQUEST, {"message": "Idempotency-Key missing"})
-                    return
+                    return self._send(
+                        HTTPStatus.BAD_REQUEST, {"message": "Idempotency-Key missing"}
+                    )
                 try:
                     payload = json.loads(raw or b"null")
                 except ValueError:
-                    self._send(HTTPStatus.BAD_REQUEST, {"message": "body is not JSON"})
-                    return
-                action = self.path.strip("/")
-                step_ref = self.headers.get("X-Orderflow-Step", "")
-                self._send(*stub._accept(key, action, step_ref, payload))
+                    return self._send(HTTPStatus.BAD_REQUEST, {"message": "body is not JSON"})
+                status, body, wait = stub._submit(
+                    key,
+                    self.path.strip("/"),
+                    self.headers.get("X-Orderflow-Step", ""),
+                    payload,
+                    self.headers.get(CORRELATION_HEADER),
+                )
+                if wait:
+                    time.sleep(wait)
+                self._send(status, body)
 
         return Handler
+
+
+def _basic(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password

@@ -1,0 +1,71 @@
+"""``orderflow reconcile --since DATE --until DATE [--csv]``: Salesforce against the systems."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from datetime import date
+from typing import Any
+
+from orchestration.errors import ConfigError
+
+HELP = """\
+Compares, for invoices dated and orders effective in the range (inclusive): posted invoices
+without an ERP document, ERP documents with no invoice (systems that can list them),
+amounts or quantities that differ, and orders Completed in Salesforce whose billing or
+provisioning step has no effect at the system. Read-only: nothing is written anywhere.
+
+--csv columns: kind, system, salesforce_id, salesforce_number, reference, detail
+Exit codes: 0 everything matches; 1 differences listed; 2 bad dates or settings.
+"""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def register(commands: Any) -> None:
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="compare Salesforce with the downstream systems (read-only)",
+        description="Compare what Salesforce holds with what the systems hold, for a range.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reconcile.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
+    reconcile.add_argument("--until", type=_date, required=True, help="last day, YYYY-MM-DD")
+    reconcile.add_argument("--csv", action="store_true", help="CSV on stdout, for a spreadsheet")
+    reconcile.set_defaults(handler=_reconcile)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from daemon import app, db, logs
+    from daemon.reconcile import Difference, reconcile
+    from daemon.settings import load_settings
+
+    if args.since > args.until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}")
+    settings = load_settings()
+    logs.configure("WARNING")
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    systems = app.systems(settings, app.rules(settings).systems)
+    with db.sessions(engine)() as session:
+        found = reconcile(app.salesforce(settings), systems, session, args.since, args.until)
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(Difference.FIELDS)
+        writer.writerows(d.row() for d in found)
+    else:
+        for d in found:
+            ref = f" [{d.reference}]" if d.reference else ""
+            print(
+                f"{d.kind}: {d.system or '-'} {d.salesforce_number or d.salesforce_id}{ref}: "
+                f"{d.detail}"
+            )
+        print(f"{len(found)} differences from {args.since} to {args.until}", file=sys.stderr)
+    return 1 if found else 0

@@ -1,0 +1,180 @@
+"""Invoices to the ERP: each posted Invoice becomes a transfer task, and its result goes back.
+
+The poll stores Invoice and InvoiceLine rows as source records (``daemon.poll``). Here a
+posted Invoice with its lines becomes a plan of its own (``Plan.kind == "invoice"``, keyed
+by the Invoice id) with one callout, ``erp`` / ``invoices``, whose payload is
+:class:`downstream.payloads.ErpInvoiceTransfer`. The ERP answers with its document number;
+:func:`write_back_invoices` writes it and the transfer status onto the Invoice
+(``ERP_Document_Number__c``, ``ERP_Sync_Status__c``), only when they differ from what was
+last written (kept per record in ``sf_writebacks``, as the order writeback does).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from daemon import store
+from daemon.context import Context
+from daemon.models import Plan, SfWriteback, SourceRecord
+from orchestration.decompose import PlannedStep
+from orchestration.records import Order
+from orchestration.states import StepKind
+
+log = logging.getLogger(__name__)
+
+INVOICE, INVOICE_LINE = "Invoice", "InvoiceLine"
+KIND = "invoice"
+RULE, STEP = "invoice_transfer", "transfer"
+SYSTEM, ACTION = "erp", "invoices"
+POSTED = "Posted"
+DOCUMENT_FIELD, SYNC_FIELD = "ERP_Document_Number__c", "ERP_Sync_Status__c"
+#: The Invoice's ERP_Sync_Status__c for each plan status (anything else: Pending).
+SYNC_STATUS = {"Completed": "Transferred", "Fallout": "Failed", "Cancelled": "Cancelled"}
+
+
+def plan_invoices(ctx: Context) -> int:
+    """Make a transfer plan for every posted Invoice (with lines) that has none yet."""
+    if SYSTEM not in ctx.systems:
+        return 0
+    now = ctx.clock()
+    planned = 0
+    with ctx.sessions.begin() as session:
+        have_plan = select(Plan.order_id).where(Plan.kind == KIND)
+        invoices = session.scalars(
+            select(SourceRecord)
+            .where(SourceRecord.sobject == INVOICE)
+            .where(SourceRecord.sf_id.not_in(have_plan))
+            .order_by(SourceRecord.sf_id)
+        ).all()
+        for invoice in invoices:
+            data = invoice.data
+            if data.get("IsDeleted") or data.get("Status") != POSTED:
+                continue
+            lines = _lines(session, invoice.sf_id)
+            if not lines:
+                continue  # its lines come with a later poll
+            number = str(data.get("DocumentNumber") or invoice.sf_id)
+            step = PlannedStep(
+                step_id=f"{RULE}.{STEP}",
+                rule=RULE,
+                key=STEP,
+                kind=StepKind.CALLOUT,
+                system=SYSTEM,
+                action=ACTION,
+                title=f"ERP: transfer invoice {number}",
+                line_id=None,
+                depends_on=(),
+                payload=transfer_payload(data, lines),
+            )
+            record = Order(
+                id=invoice.sf_id,
+                number=number,
+                fields={"AccountId": data.get("BillingAccountId")},
+                lines=(),
+            )
+            plan = store.create_plan(session, record, [step], ctx.ruleset.version, now)
+            plan.kind = KIND
+            planned += 1
+    if planned:
+        log.info("%d posted invoices to transfer to the ERP", planned)
+    return planned
+
+
+def _lines(session: Session, invoice_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(SourceRecord)
+        .where(SourceRecord.sobject == INVOICE_LINE)
+        .where(SourceRecord.data["InvoiceId"].as_string() == invoice_id)
+        .order_by(SourceRecord.sf_id)
+    ).all()
+    return [r.data for r in rows if not r.data.get("IsDeleted")]
+
+
+def transfer_payload(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ERP invoice transfer, from the Invoice and its lines as Salesforce holds them."""
+    return {
+        "invoice_id": invoice.get("Id"),
+        "invoice_number": invoice.get("DocumentNumber"),
+        "account": invoice.get("BillingAccountId"),
+        "order_id": invoice.get("ReferenceEntityId"),
+        "invoice_date": invoice.get("InvoiceDate"),
+        "due_date": invoice.get("DueDate"),
+        "total_amount": invoice.get("TotalAmount"),
+        "lines": [
+            {
+                "line_id": line.get("Id"),
+                "product": line.get("Product2Id"),
+                "quantity": line.get("Quantity"),
+                "amount": line.get("ChargeAmount"),
+                "order_item_id": line.get("ReferenceEntityItemId"),
+            }
+            for line in lines
+        ],
+    }
+
+
+def desired_fields(plan: Plan) -> dict[str, Any]:
+    """What the Invoice should show for its transfer plan."""
+    task = next((t for t in plan.tasks if t.revision == plan.revision), None)
+    document = task.external_ref if task is not None and plan.status == "Completed" else None
+    return {DOCUMENT_FIELD: document, SYNC_FIELD: SYNC_STATUS.get(plan.status, "Pending")}
+
+
+def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
+    """Write each transfer's document number and status where the Invoice shows others."""
+    now = ctx.clock()
+    wb = SfWriteback
+    with ctx.sessions() as session:
+        plans = session.scalars(
+            select(Plan)
+            .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+            .where(Plan.kind == KIND)
+            .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
+            .options(selectinload(Plan.tasks))
+            .order_by(Plan.id)
+            .limit(batch)
+        ).all()
+        written = {
+            r.sf_id: r.written
+            for r in session.scalars(
+                select(wb).where(wb.sobject == INVOICE, wb.sf_id.in_([p.order_id for p in plans]))
+            )
+        }
+        changes = [
+            {"Id": p.order_id, **fields}
+            for p in plans
+            if (fields := desired_fields(p)) != written.get(p.order_id)
+        ]
+    if not changes:
+        return 0
+    results = ctx.gateway.update(INVOICE, changes)
+    done = 0
+    with ctx.sessions.begin() as session:
+        for change, result in zip(changes, results, strict=True):
+            if not result.success and result.transient:
+                continue  # tried again next cycle
+            fields = {k: v for k, v in change.items() if k != "Id"}
+            _remember(session, change["Id"], fields, result.success, result, now)
+            done += result.success
+            if not result.success:
+                log.warning("invoice %s: writeback refused: %s", change["Id"], result.code)
+    return done
+
+
+def _remember(
+    session: Session, sf_id: str, fields: dict[str, Any], ok: bool, result: Any, now: datetime
+) -> None:
+    row = session.get(SfWriteback, (INVOICE, sf_id))
+    if row is None:
+        row = SfWriteback(sobject=INVOICE, sf_id=sf_id, written={}, updated_at=now)
+        session.add(row)
+    row.written = fields
+    row.error_code = None if ok else str(result.code)[:80]
+    row.error = None if ok else f"{result.code}: {result.message}"[:255]
+    row.retry_at = None
+    row.updated_at = now

@@ -1,0 +1,128 @@
+"""What a stub system remembers: its effects by idempotency key, and its jobs' states.
+
+Kept apart from the HTTP server (:mod:`downstream.stubs`) so the rules of exactly-once are
+in one small place: a repeated key returns the first answer and makes no second effect;
+``duplicates`` counts effects made for a step (``X-Orderflow-Step``) that already had one,
+which only happens if a client sends the same step under a new key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIXES = {"erp": "SO", "billing": "SUB", "provisioning": "PRV"}
+#: Invoice transfers get ERP document numbers of their own series.
+DOCUMENT_PREFIX = "DOC"
+
+
+@dataclass
+class Effect:
+    key: str
+    action: str
+    step_ref: str
+    payload: dict[str, Any]
+    reference: str
+    state: str = "completed"  # completed | pending | failed | canceled
+    correlation: str | None = None
+    accepted_at: float = 0.0
+
+
+@dataclass
+class Ledger:
+    requests: int = 0
+    replays: int = 0
+    duplicates: int = 0
+    callbacks_sent: int = 0
+    effects: list[Effect] = field(default_factory=list)
+    answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    steps: set[str] = field(default_factory=set)
+    by_ref: dict[str, Effect] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reference(self, system: str, action: str) -> str:
+        if action == "invoices":
+            count = sum(1 for e in self.effects if e.action == "invoices")
+            return f"{DOCUMENT_PREFIX}-{count + 1:06d}"
+        return f"{PREFIXES.get(system, 'REF')}-{len(self.effects) + 1:06d}"
+
+    def add(
+        self,
+        system: str,
+        key: str,
+        action: str,
+        step_ref: str,
+        payload: dict[str, Any],
+        *,
+        state: str,
+        correlation: str | None,
+    ) -> Effect:
+        """Make one effect (the caller holds the lock and has checked the key is new)."""
+        if step_ref and step_ref in self.steps:
+            self.duplicates += 1
+        if step_ref:
+            self.steps.add(step_ref)
+        effect = Effect(
+            key,
+            action,
+            step_ref,
+            payload,
+            self.reference(system, action),
+            state=state,
+            correlation=correlation,
+            accepted_at=time.monotonic(),
+        )
+        self.effects.append(effect)
+        self.by_ref[effect.reference] = effect
+        return effect
+
+    def stats(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "requests": self.requests,
+            "effects": len(self.effects),
+            "distinct_keys": len({e.key for e in self.effects}),
+            "replays": self.replays,
+            "duplicates": self.duplicates,
+            "pending": sum(1 for e in self.effects if e.state == "pending"),
+            "callbacks_sent": self.callbacks_sent,
+        }
+
+
+def answer_for(effect: Effect) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": effect.state, "reference": effect.reference}
+    if effect.action == "invoices":
+        body["document_number"] = effect.reference
+    return body
+
+
+def find_sku(payload: Any, skus: frozenset[str]) -> str | None:
+    """The first value anywhere in the payload that is one of ``skus``."""
+    if isinstance(payload, dict):
+        payload = list(payload.values())
+    if isinstance(payload, list):
+        for value in payload:
+            found = find_sku(value, skus)
+            if found:
+                return found
+        return None
+    return payload if isinstance(payload, str) and payload in skus else None
+
+
+def document_of(effect: Effect) -> dict[str, Any]:
+    """An invoice transfer as the ERP lists it."""
+    payload = effect.payload
+    quantities: dict[str, float] = {}
+    for line in payload.get("lines") or []:
+        product = str(line.get("product") or line.get("line_id"))
+        quantities[product] = quantities.get(product, 0.0) + float(line.get("quantity") or 0)
+    return {
+        "number": effect.reference,
+        "source_id": payload.get("invoice_id"),
+        "source_number": payload.get("invoice_number"),
+        "issued_on": payload.get("invoice_date"),
+        "amount": payload.get("total_amount"),
+        "quantities": quantities,
+    }

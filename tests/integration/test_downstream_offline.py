@@ -1,0 +1,93 @@
+"""Systems offline and back: steps wait On Hold, keep their retries, complete exactly once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from daemon.cli import main
+from daemon.cycle import run_cycle
+from daemon.models import SystemState
+from orchestration.states import StepState
+from tests.integration.downstream_world import cycle_until, tasks
+from tests.integration.world import World, run_until_settled
+
+
+def test_a_system_that_stops_answering_goes_offline_and_its_steps_resume_once(
+    world: World, monkeypatch
+):
+    provisioning = world.stubs["provisioning"]
+    ctx = world.context(monkeypatch, provisioning_offline_after=2, provisioning_probe_interval=60)
+    now = [datetime.now(UTC) + timedelta(seconds=2)]
+    ctx.clock = lambda: now[0]
+
+    def tick(cycles: int = 1) -> None:
+        for _ in range(cycles):
+            now[0] += timedelta(seconds=30)  # past retry back-offs
+            run_cycle(ctx)
+
+    provisioning.go_offline()
+    world.add_order("PLAT-PRO", "ADD-SSO", "ADD-AUDIT")
+
+    def held() -> bool:
+        states = [t.state for t in tasks(ctx, "provisioning")]
+        return len(states) == 3 and all(s == StepState.ON_HOLD for s in states)
+
+    for _ in range(10):
+        tick()
+        if held():
+            break
+    with ctx.sessions() as session:
+        state = session.get(SystemState, "provisioning")
+        assert state is not None and (state.offline, state.mode) == (True, "auto")
+        assert state.reason.endswith("connection failures in a row")
+    # Calls go out in parallel: each step failed at most once before the system tripped.
+    spent = [t.attempts for t in tasks(ctx, "provisioning")]
+    assert max(spent) <= 1
+    tick(3)  # still down: probes fail, the steps keep waiting and keep their retries
+    assert held()
+    assert [t.attempts for t in tasks(ctx, "provisioning")] == spent
+
+    provisioning.come_online()
+    tick()  # the probe answers: online; On Hold steps go Ready and are sent
+    run_until_settled(ctx, world)
+    assert set(world.order_statuses().values()) == {"Completed"}
+    assert all(t.state == StepState.COMPLETED for t in tasks(ctx, "provisioning"))
+    stats = provisioning.stats()
+    assert (stats["effects"], stats["distinct_keys"], stats["duplicates"]) == (3, 3, 0)
+    with ctx.sessions() as session:
+        state = session.get(SystemState, "provisioning")
+        assert state is not None and not state.offline and state.reason == "answered a probe"
+
+
+def test_an_operator_takes_a_system_offline_and_back(world: World, monkeypatch, capsys):
+    ctx = world.context(monkeypatch)
+    billing = world.stubs["billing"]
+    assert main(["system", "offline", "billing", "--reason", "maintenance window"]) == 0
+    world.add_order("PLAT-PRO", "ADD-SSO")
+
+    def held() -> bool:
+        states = [t.state for t in tasks(ctx, "billing")]
+        return len(states) == 2 and all(s == StepState.ON_HOLD for s in states)
+
+    cycle_until(ctx, held)
+    assert billing.stats()["requests"] == 0
+    capsys.readouterr()
+    assert main(["system", "list", "--json"]) == 0
+    listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+    assert (listed["billing"]["offline"], listed["billing"]["mode"]) == (True, "manual")
+    assert listed["billing"]["reason"] == "maintenance window"
+    assert listed["erp"]["offline"] is False
+
+    assert main(["system", "online", "billing"]) == 0
+    run_until_settled(ctx, world)
+    assert set(world.order_statuses().values()) == {"Completed"}
+    assert [t.attempts for t in tasks(ctx, "billing")] == [1, 1]
+    assert billing.stats()["effects"] == 2 and billing.stats()["duplicates"] == 0
+
+
+def test_an_unknown_system_is_one_line_and_exit_2(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)
+    assert main(["system", "offline", "crm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["orderflow: no system named 'crm' (set ORDERFLOW_CRM_URL)"]

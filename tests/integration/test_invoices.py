@@ -1,0 +1,90 @@
+"""Posted invoices to the ERP, and its document number back onto the Invoice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.cycle import run_cycle
+from downstream.stubs import StubFaults
+from tests.integration.downstream_world import swap_stub
+from tests.integration.world import World, run_until_settled
+
+
+def add_invoice(
+    world: World, order_id: str, status: str = "Posted", day: str = "2026-12-05"
+) -> str:
+    """An Invoice for an order, one line per order line (as Salesforce billing would make)."""
+    order = world.emu.get("Order", order_id)
+    lines = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order_id]
+    invoice_id = world.emu.insert(
+        "Invoice",
+        {
+            "Status": status,
+            "BillingAccountId": order["AccountId"],
+            "ReferenceEntityId": order_id,
+            "InvoiceDate": day,
+            "DueDate": "2027-01-04",
+            "TotalAmount": sum(float(line["TotalPrice"]) for line in lines),
+        },
+    )
+    for line in lines:
+        world.emu.insert(
+            "InvoiceLine",
+            {
+                "InvoiceId": invoice_id,
+                "Product2Id": line["Product2Id"],
+                "Quantity": line["Quantity"],
+                "ChargeAmount": line["TotalPrice"],
+                "ReferenceEntityItemId": line["Id"],
+            },
+        )
+    return invoice_id
+
+
+def until_synced(ctx: Any, world: World, invoice_id: str, cycles: int = 15) -> dict[str, Any]:
+    for _ in range(cycles):
+        run_cycle(ctx)
+        invoice = world.emu.get("Invoice", invoice_id)
+        if invoice.get("ERP_Sync_Status__c") in ("Transferred", "Failed"):
+            return invoice
+    raise AssertionError(f"invoice {invoice_id} not synced: {world.emu.get('Invoice', invoice_id)}")
+
+
+def test_a_posted_invoice_is_transferred_once_and_its_document_number_written_back(
+    world: World, monkeypatch
+):
+    ctx = world.context(monkeypatch)
+    order_id = world.add_order("PLAT-PRO", "ADD-SSO")
+    posted = add_invoice(world, order_id)
+    draft = add_invoice(world, order_id, status="Draft")
+    invoice = until_synced(ctx, world, posted)
+
+    assert (invoice["ERP_Document_Number__c"], invoice["ERP_Sync_Status__c"]) == (
+        "DOC-000001",
+        "Transferred",
+    )
+    erp = world.stubs["erp"]
+    (transfer,) = [e for e in erp.effects if e.action == "invoices"]
+    assert transfer.payload["invoice_id"] == posted
+    assert transfer.payload["invoice_number"] == invoice["DocumentNumber"]
+    assert transfer.payload["total_amount"] == 1000.0
+    assert transfer.payload["order_id"] == order_id
+    assert sorted(line["quantity"] for line in transfer.payload["lines"]) == [5.0, 5.0]
+    assert world.emu.get("Invoice", draft)["ERP_Sync_Status__c"] is None
+
+    run_until_settled(ctx, world)
+    requests, calls = erp.stats()["requests"], world.emu.api_calls
+    run_cycle(ctx)  # nothing new: no second transfer, no second write
+    assert erp.stats()["requests"] == requests
+    assert world.emu.api_calls - calls <= 1  # a poll at most, no write
+    assert erp.stats()["duplicates"] == 0
+
+
+def test_an_invoice_the_erp_refuses_shows_failed(world: World, monkeypatch):
+    order_id = world.add_order("PLAT-STD")
+    product = world.emu.records("OrderItem")[0]["Product2Id"]
+    swap_stub(world, "erp", faults=StubFaults(reject_skus=frozenset({product})))
+    ctx = world.context(monkeypatch)
+    invoice_id = add_invoice(world, order_id)
+    invoice = until_synced(ctx, world, invoice_id)
+    assert (invoice["ERP_Sync_Status__c"], invoice["ERP_Document_Number__c"]) == ("Failed", None)

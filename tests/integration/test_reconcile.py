@@ -1,0 +1,78 @@
+"""`orderflow reconcile`: Salesforce against the systems, read-only, exit 0/1/2."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from daemon.cli import main
+from tests.integration.test_invoices import add_invoice, until_synced
+from tests.integration.world import World, run_until_settled
+
+RANGE = ["reconcile", "--since", "2026-12-01", "--until", "2026-12-31"]
+
+
+def test_reconcile_finds_nothing_when_all_match_then_lists_each_difference(
+    world: World, monkeypatch, capsys
+):
+    ctx = world.context(monkeypatch)
+    order_id = world.add_order("PLAT-PRO", "ADD-SSO")
+    invoice_id = add_invoice(world, order_id)
+    until_synced(ctx, world, invoice_id)
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    calls, erp_requests = world.emu.api_calls, world.stubs["erp"].stats()["requests"]
+
+    assert main(RANGE) == 0
+    assert capsys.readouterr().out == ""
+
+    # Differences: an ERP document keyed in by hand, a posted invoice not transferred yet,
+    # an amount changed in Salesforce after the transfer, a provisioning effect lost.
+    world.stubs["erp"].record(
+        "invoices",
+        {
+            "invoice_id": "3tt5g00000000ZZAAA",
+            "invoice_number": "INV-9",
+            "total_amount": 5.0,
+            "invoice_date": "2026-12-09",
+            "lines": [],
+        },
+    )
+    late = add_invoice(world, order_id, day="2026-12-20")
+    world.emu.update("Invoice", invoice_id, {"TotalAmount": 999.0})
+    lost = next(e for e in world.stubs["provisioning"].effects)
+    world.stubs["provisioning"].forget(lost.reference)
+
+    assert main([*RANGE, "--csv"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    found = {(r["kind"], r["system"], r["reference"]) for r in rows}
+    assert found == {
+        ("erp_document_without_invoice", "erp", "DOC-000002"),
+        ("invoice_without_erp_document", "erp", ""),
+        ("amount_differs", "erp", "DOC-000001"),
+        ("step_without_effect", "provisioning", lost.reference),
+    }
+    by_kind = {r["kind"]: r for r in rows}
+    assert by_kind["invoice_without_erp_document"]["salesforce_id"] == late
+    assert by_kind["amount_differs"]["detail"] == "Salesforce 999.00, ERP 1000.0"
+
+    # Read-only: the reconcile wrote nothing anywhere (reads only, no submits).
+    assert world.stubs["erp"].stats()["requests"] == erp_requests  # no task submitted
+    assert world.emu.get("Invoice", late)["ERP_Sync_Status__c"] is None
+    assert world.emu.api_calls > calls
+
+    assert main(["reconcile", "--since", "2027-01-01", "--until", "2027-01-31"]) == 0
+
+
+def test_bad_dates_are_one_line_and_exit_2(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)
+    with pytest.raises(SystemExit) as info:
+        main(["reconcile", "--since", "yesterday", "--until", "2026-12-31"])
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "argument --since: 'yesterday' is not a date (YYYY-MM-DD)" in line
+    assert main(["reconcile", "--since", "2026-12-31", "--until", "2026-12-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["orderflow: --since 2026-12-31 is after --until 2026-12-01"]
