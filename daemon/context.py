@@ -6,15 +6,32 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from downstream.protocol import DownstreamSystem
+from daemon.auto import REGISTRY, AutoFunction
+from daemon.instances import Membership
+from daemon.models import Task
+from downstream.protocol import DownstreamSystem, TaskRequest
+from orchestration.records import Order
 from orchestration.rules import RuleSet
 from salesforce.gateway import SalesforceGateway
+from salesforce.poller import PollFields
 
-AutoAction = Callable[[dict[str, Any]], None]
+#: Kept for callers of the earlier name.
+AutoAction = AutoFunction
+
+
+def _keep_order(_session: Session, order: Order) -> Order:
+    return order
+
+
+def _keep_request(request: TaskRequest, _now: datetime) -> TaskRequest:
+    return request
+
+
+def _ignore_answer(_session: Session, _order_id: str, _task: Task, _now: datetime) -> None:
+    return None
 
 
 @dataclass
@@ -29,5 +46,17 @@ class Context:
     statuses: list[str] = field(default_factory=lambda: ["Activated"])
     overlap: timedelta = timedelta(minutes=10)
     settle: timedelta = timedelta(seconds=2)
-    auto_actions: Mapping[str, AutoAction] = field(default_factory=dict)
+    auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)
+    #: Calls in flight at once per downstream system (ORDERFLOW_DISPATCH_CONCURRENCY).
+    concurrency: int = 8
+    #: The Salesforce fields polled per object (ORDERFLOW_SF_*_FIELDS).
+    poll_fields: PollFields = field(default_factory=PollFields)
+    #: The remap hooks (daemon.crosswalk.Remapper): legacy ids resolved before decomposition,
+    #: payload ids in each system's language before a call, systems' keys learned after.
+    inbound: Callable[[Session, Order], Order] = field(default=_keep_order)
+    outbound: Callable[[TaskRequest, datetime], TaskRequest] = field(default=_keep_request)
+    answered: Callable[[Session, str, Task, datetime], None] = field(default=_ignore_answer)
+    #: This instance among others on the database: its id for leases, whether it leads
+    #: (polls Salesforce and writes back); alone and leading unless daemon.app says otherwise.
+    membership: Membership = field(default_factory=Membership)

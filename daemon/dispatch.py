@@ -1,65 +1,101 @@
-"""Dispatching callouts: intent committed before the call, result after it."""
+"""Dispatching callouts: intent committed before the call, result after it, in parallel.
+
+Due callouts are claimed in batches, each in one short transaction that writes the intent
+(In Progress, ``dispatch_started_at``) and this instance's lease (daemon.claims), then
+sent, up to ``Context.concurrency`` calls in flight per system, and each result is
+committed on its own, with the lease's end, as soon as it arrives. A crash between the two
+commits leaves the intent behind; once the reaper finds its instance dead (daemon.instances;
+after a restart on SQLite: at once) the next claim resends it with the same idempotency
+key, and the system answers with what it did the first time.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon import store
+from daemon import claims, store
 from daemon.context import Context
+from daemon.fallout import fail
+from daemon.metrics import submit_timed
 from daemon.models import Plan, Task
-from downstream.protocol import Outcome, SubmitResult, TaskRequest
+from daemon.systems import correlation_for, hold_for_offline
+from downstream.protocol import Outcome, SubmitResult, SystemOffline, TaskRequest
 from orchestration.errors import RecordError, RetriableError
-from orchestration.plan import retry_delay
-from orchestration.states import StepKind, StepState
+from orchestration.states import StepState
 
 log = logging.getLogger(__name__)
+
+
+#: Claim rounds per dispatch at most: the leader's other phases are not kept waiting.
+MAX_ROUNDS = 20
 
 
 def dispatch(ctx: Context) -> int:
     """Send every Ready callout, and resend dispatches a crash interrupted. Returns the count.
 
-    The intent (In Progress, ``dispatch_started_at``) is committed before the call and the
-    result after it; the idempotency key makes a resend after a crash harmless.
+    Batch after batch, so several instances share the work (each claims a batch at a time).
     """
+    batch = ctx.concurrency * max(len(ctx.systems), 1) * 2
+    sent = 0
+    for _ in range(MAX_ROUNDS):
+        claimed = _dispatch_batch(ctx, batch)
+        sent += claimed
+        if claimed < batch:
+            break
+    return sent
+
+
+def _dispatch_batch(ctx: Context, batch: int) -> int:
+    claimed = _claim(ctx, batch)
+    by_system: dict[str, list[tuple[int, TaskRequest]]] = defaultdict(list)
+    for task_id, request in claimed:
+        by_system[request.system].append((task_id, request))
+    pools = [
+        (ThreadPoolExecutor(min(ctx.concurrency, len(work)), f"dispatch-{system}"), work)
+        for system, work in sorted(by_system.items())
+    ]
+    futures: list[Future[None]] = []
+    try:
+        for pool, work in pools:
+            futures.extend(pool.submit(_send, ctx, task_id, request) for task_id, request in work)
+        wait(futures)
+    finally:
+        for pool, _ in pools:
+            pool.shutdown(wait=True)
+    for future in futures:
+        future.result()  # an unexpected error (the store is gone) stops the cycle loudly
+    return len(claimed)
+
+
+def _claim(ctx: Context, limit: int) -> list[tuple[int, TaskRequest]]:
+    """Commit the intent and lease of up to ``limit`` due callouts; the requests to send."""
     now = ctx.clock()
+    member = ctx.membership
     with ctx.sessions.begin() as session:
-        due = session.scalars(
-            select(Task)
-            .where(Task.kind == StepKind.CALLOUT.value)
-            .where(
-                (Task.state == StepState.READY.value)
-                | (
-                    (Task.state == StepState.IN_PROGRESS.value)
-                    & Task.dispatch_started_at.is_not(None)
-                )
-            )
-            .order_by(Task.id)
-        ).all()
-        requests = []
-        for task in due:
-            if task.state == StepState.READY:
-                store.transition(session, task, StepState.IN_PROGRESS, "dispatching", now)
-            task.attempts += 1
-            task.dispatch_started_at = now
-            requests.append((task.id, _request(task, session)))
-    for task_id, request in requests:
-        system = ctx.systems.get(request.system)
-        try:
-            if system is None:
-                raise RecordError(f"no system named {request.system!r} is configured")
-            result = system.submit(request)
-        except RetriableError as exc:
-            _record(ctx, task_id, None, exc)
-        except RecordError as exc:
-            failed = SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
-            _record(ctx, task_id, failed, None)
-        else:
-            _record(ctx, task_id, result, None)
-    return len(requests)
+        due = claims.claim(session, member.id, now, member.lease, limit, shared=member.shared)
+        return [(task.id, _request(task, session)) for task in due]
+
+
+def _send(ctx: Context, task_id: int, request: TaskRequest) -> None:
+    system = ctx.systems.get(request.system)
+    try:
+        if system is None:
+            raise RecordError(f"no system named {request.system!r} is configured")
+        # ids as the system speaks; the call's duration goes to the dispatch latency metric
+        result = submit_timed(system, ctx.outbound(request, ctx.clock()))
+    except SystemOffline as exc:
+        hold_for_offline(ctx, task_id, str(exc))  # On Hold, the attempt given back
+    except RetriableError as exc:
+        _record(ctx, task_id, None, exc)
+    except RecordError as exc:
+        failed = SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
+        _record(ctx, task_id, failed, None)
+    else:
+        _record(ctx, task_id, result, None)
 
 
 def _request(task: Task, session: Session) -> TaskRequest:
@@ -71,6 +107,7 @@ def _request(task: Task, session: Session) -> TaskRequest:
         idempotency_key=task.idempotency_key,
         step_ref=f"{plan.order_id}/{task.step_id}/r{task.revision}",
         payload=task.payload,
+        correlation=correlation_for(task),
     )
 
 
@@ -79,9 +116,13 @@ def _record(
 ) -> None:
     now = ctx.clock()
     with ctx.sessions.begin() as session:
-        task = session.get(Task, task_id)
+        # Locked: a callback or another instance's resend may be recording the same task.
+        task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
         assert task is not None
+        if task.state != StepState.IN_PROGRESS:
+            return  # its callback arrived before this answer and finished it
         task.dispatch_started_at = None
+        claims.release(task)
         if result is not None and result.outcome is Outcome.COMPLETED:
             task.external_ref = result.external_ref
             task.message = ""
@@ -90,21 +131,31 @@ def _record(
             task.external_ref = result.external_ref
             task.message = f"accepted by {task.system}, waiting for completion"
         elif result is not None:
-            task.message = result.message[:255]
-            store.transition(session, task, StepState.FATALLY_FAILED, task.message, now)
+            code = result.code or "failed"
+            fail(
+                session,
+                task,
+                result.message or f"{task.system} refused the task ({code})",
+                now,
+                code=code,
+                retriable=False,
+                rules=ctx.ruleset,
+                rng=ctx.rng,
+            )
         else:
-            _retry_later(ctx, session, task, str(error), now)
+            assert error is not None
+            fail(
+                session,
+                task,
+                str(error),
+                now,
+                code=error.code,
+                retriable=True,
+                rules=ctx.ruleset,
+                rng=ctx.rng,
+                retry_after=error.retry_after,
+            )
         plan = session.get(Plan, task.plan_id)
         assert plan is not None
+        ctx.answered(session, plan.order_id, task, now)  # its reference: the system's key
         store.refresh_rollup(plan, now)
-
-
-def _retry_later(ctx: Context, session: Session, task: Task, reason: str, now: datetime) -> None:
-    step_def = ctx.ruleset.step(task.rule, task.key)
-    policy = ctx.ruleset.retry_for(step_def, "retriable") if step_def else ctx.ruleset.retry
-    task.message = reason[:255]
-    if task.attempts >= policy.max_attempts:
-        store.transition(session, task, StepState.FATALLY_FAILED, f"retries used up: {reason}", now)
-        return
-    task.next_attempt_at = now + retry_delay(policy, task.attempts, ctx.rng)
-    store.transition(session, task, StepState.FAILED, reason, now)

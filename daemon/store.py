@@ -6,16 +6,28 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon.models import Plan, SourceRecord, Task, TaskEvent, Watermark
+from daemon.models import Plan, RuleVersion, SourceRecord, Task, TaskEvent, Watermark
 from orchestration.decompose import PlannedStep, idempotency_key
+from orchestration.errors import OperatorError
 from orchestration.plan import StepView, rollup
 from orchestration.records import Order
-from orchestration.states import PlanState, StepKind, StepState, check_transition
+from orchestration.rules import RuleSet, StepPolicy
+from orchestration.states import (
+    PlanState,
+    Resolution,
+    StepKind,
+    StepState,
+    check_transition,
+    resolution_target,
+)
+
+_TASKS = cast(Table, Task.__table__)
+_EVENTS = cast(Table, TaskEvent.__table__)
 
 
 def content_hash(record: dict[str, Any], ignore: Sequence[str] = ("SystemModstamp",)) -> str:
@@ -83,16 +95,25 @@ def create_plan(
     session: Session,
     order: Order,
     steps: Sequence[PlannedStep],
-    rules_version: str,
+    rules: RuleSet | str,
     now: datetime,
 ) -> Plan:
-    """Persist a new plan (revision 1) and its tasks, each with its idempotency key."""
+    """Persist a new plan (revision 1) and its tasks, each with its idempotency key.
+
+    Given the rule set, the plan is pinned to it: its digest on the plan, its definition in
+    ``rule_versions``, and on each task what the task needs at run time (retry policies,
+    SLA, compensation), so a later rules change applies to new orders only.
+    """
+    version, digest = (rules, None) if isinstance(rules, str) else (rules.version, rules.digest)
+    if not isinstance(rules, str):
+        pin_rules(session, rules, now)
     plan = Plan(
         order_id=order.id,
         order_number=order.number,
         account_id=order.fields.get("AccountId"),
         revision=1,
-        rules_version=rules_version,
+        rules_version=version,
+        rules_digest=digest or None,
         state=PlanState.NOT_STARTED,
         status="Not Started",
         progress=0,
@@ -100,36 +121,97 @@ def create_plan(
         updated_at=now,
     )
     session.add(plan)
+    session.flush()  # the plan's id, for its tasks
+    dumps: dict[int, dict[str, Any]] = {}
+    rows = []
     for step in steps:
-        task = Task(
-            plan=plan,
-            revision=plan.revision,
-            step_id=step.step_id,
-            rule=step.rule,
-            key=step.key,
-            kind=step.kind.value,
-            system=step.system,
-            action=step.action,
-            title=step.title[:255],
-            line_id=step.line_id,
-            depends_on=list(step.depends_on),
-            payload=step.payload,
-            ponr=step.ponr,
-            state=step.state.value,
-            idempotency_key=idempotency_key(order.id, step.step_id, plan.revision),
-            message=step.message[:255],
-            not_before=step.not_before,
-            delay_seconds=step.delay.total_seconds() if step.delay else None,
-            created_at=now,
-            updated_at=now,
+        definition = None
+        if step.policy is not None:
+            definition = dumps.get(id(step.policy))
+            if definition is None:
+                definition = dumps[id(step.policy)] = step.policy.model_dump(mode="json")
+        rows.append(
+            {
+                "plan_id": plan.id,
+                "revision": plan.revision,
+                "step_id": step.step_id,
+                "rule": step.rule,
+                "key": step.key,
+                "kind": step.kind.value,
+                "system": step.system,
+                "action": step.action,
+                "title": step.title[:255],
+                "line_id": step.line_id,
+                "depends_on": list(step.depends_on),
+                "payload": step.payload,
+                "ponr": step.ponr,
+                "line_action": step.line_action.value if step.line_action else None,
+                "definition": definition,
+                "state": step.state.value,
+                "idempotency_key": idempotency_key(order.id, step.step_id, plan.revision),
+                "attempts": 0,
+                "message": step.message[:255],
+                "not_before": step.not_before,
+                "delay_seconds": step.delay.total_seconds() if step.delay else None,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-        session.add(task)
-        session.add(
-            TaskEvent(task=task, at=now, from_state=None, to_state=task.state, reason="planned")
+    if rows:
+        # Bulk statements, not one ORM object per row: planning is the store's hot path.
+        connection = session.connection()
+        connection.execute(insert(_TASKS), rows)
+        created = connection.execute(select(Task.id, Task.state).where(Task.plan_id == plan.id))
+        connection.execute(
+            insert(_EVENTS),
+            [
+                {
+                    "task_id": task_id,
+                    "at": now,
+                    "from_state": None,
+                    "to_state": state,
+                    "reason": "planned",
+                    "actor": "orderflow",
+                }
+                for task_id, state in created
+            ],
         )
-    session.flush()
-    refresh_rollup(plan, now)
+        session.expire(plan, ["tasks"])
+    # Derived from the steps in hand rather than from the tasks (a query per plan).
+    status, progress = rollup(step.state for step in steps)
+    plan.status, plan.progress = status.value, progress
+    plan.state = _plan_state(plan.state, status.value)
     return plan
+
+
+def pin_rules(session: Session, ruleset: RuleSet, now: datetime) -> None:
+    """Keep the definition of a rules version plans are built from (once per digest)."""
+    pinned: set[str] = session.info.setdefault("pinned_rules", set())
+    if not ruleset.digest or ruleset.digest in pinned:
+        return
+    pinned.add(ruleset.digest)
+    if session.get(RuleVersion, ruleset.digest) is not None:
+        return
+    session.add(
+        RuleVersion(
+            digest=ruleset.digest,
+            version=ruleset.version,
+            definition=ruleset.model_dump(mode="json", by_alias=True, exclude_none=True),
+            first_used_at=now,
+        )
+    )
+    session.flush()
+
+
+def pinned_rules(session: Session, digest: str) -> RuleSet | None:
+    """The rule set a plan was built from, as it was then."""
+    row = session.get(RuleVersion, digest)
+    return None if row is None else RuleSet.model_validate(row.definition)
+
+
+def policy(task: Task) -> StepPolicy | None:
+    """The run-time definition pinned to a task when its plan was made (None for fallout)."""
+    return None if task.definition is None else StepPolicy.model_validate(task.definition)
 
 
 def transition(
@@ -162,6 +244,34 @@ def transition(
     )
 
 
+def resolve_task(
+    session: Session,
+    task_id: int,
+    verb: Resolution,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Task:
+    """An operator's retry, complete or skip of a task, audited with who and why.
+
+    Raises :class:`OperatorError` for an unknown task or a move its state does not allow.
+    """
+    task = session.get(Task, task_id)
+    if task is None:
+        raise OperatorError(f"no task with id {task_id}")
+    plan = task.plan
+    if task.revision != plan.revision:
+        raise OperatorError(f"task {task_id} belongs to an earlier revision of its plan")
+    target = resolution_target(verb, StepState(task.state), StepKind(task.kind))
+    if verb is Resolution.RETRY:
+        # A fresh budget of attempts: the operator fixed what made the tries fail.
+        task.attempts, task.next_attempt_at, task.dispatch_started_at = 0, None, None
+    task.message = f"{verb.value} by {actor}: {reason}"[:255]
+    transition(session, task, target, f"operator {verb.value}: {reason}", now, actor=actor)
+    refresh_rollup(plan, now)
+    return task
+
+
 def view(task: Task) -> StepView:
     return StepView(
         step_id=task.step_id,
@@ -180,13 +290,18 @@ def refresh_rollup(plan: Plan, now: datetime) -> None:
     live = [t for t in plan.tasks if t.revision == plan.revision]
     status, progress = rollup(StepState(t.state) for t in live)
     plan.status, plan.progress = status.value, progress
-    if plan.state != PlanState.FROZEN:
-        plan.state = {
-            "Not Started": PlanState.NOT_STARTED,
-            "Completed": PlanState.COMPLETED,
-            "Cancelled": PlanState.COMPLETED,
-        }.get(status.value, PlanState.IN_PROGRESS)
+    plan.state = _plan_state(plan.state, status.value)
     plan.updated_at = now
+
+
+def _plan_state(current: str, status: str) -> str:
+    if current == PlanState.FROZEN:
+        return current
+    return {
+        "Not Started": PlanState.NOT_STARTED,
+        "Completed": PlanState.COMPLETED,
+        "Cancelled": PlanState.COMPLETED,
+    }.get(status, PlanState.IN_PROGRESS)
 
 
 def open_plans(session: Session) -> list[Plan]:
@@ -217,3 +332,44 @@ def counts(session: Session) -> dict[str, Any]:
     for system, state, n in rows:
         tasks.setdefault(system or "internal", {})[state] = n
     return {"orders_by_status": orders, "tasks_by_system": tasks}
+
+
+def waiting_for_operator(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+    """Tasks a person must act on: fallout (Fatally Failed) and manual tasks In Progress."""
+    rows = session.execute(
+        select(Task, Plan.order_number)
+        .join(Plan, Task.plan_id == Plan.id)
+        .where(Task.revision == Plan.revision)
+        .where(
+            (Task.state == StepState.FATALLY_FAILED.value)
+            | ((Task.state == StepState.IN_PROGRESS.value) & (Task.kind == StepKind.MANUAL.value))
+        )
+        .order_by(Task.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": task.id,
+            "order": number,
+            "step": task.step_id,
+            "state": task.state,
+            "title": task.title,
+            "message": task.message,
+        }
+        for task, number in rows
+    ]
+
+
+def manual_tasks_waiting(session: Session, since: datetime) -> list[int]:
+    """Ids of manual tasks waiting for an operator since ``since`` or earlier."""
+    return list(
+        session.scalars(
+            select(Task.id)
+            .join(Plan, Task.plan_id == Plan.id)
+            .where(Task.revision == Plan.revision)
+            .where(Task.kind == StepKind.MANUAL.value)
+            .where(Task.state == StepState.IN_PROGRESS.value)
+            .where(Task.started_at <= since)
+            .order_by(Task.id)
+        )
+    )

@@ -85,13 +85,18 @@ for _model in (AllOf, AnyOf, NotOf):
 
 def fields_of(condition: Condition) -> list[str]:
     """Every field path a condition reads, to check them against what is polled."""
+    return [c.field for c in walk(condition)]
+
+
+def walk(condition: Condition) -> list[Comparison]:
+    """Every comparison inside a condition."""
     if isinstance(condition, Comparison):
-        return [condition.field]
+        return [condition]
     if isinstance(condition, AllOf):
-        return [f for c in condition.all for f in fields_of(c)]
+        return [c for sub in condition.all for c in walk(sub)]
     if isinstance(condition, AnyOf):
-        return [f for c in condition.any for f in fields_of(c)]
-    return fields_of(condition.negated)
+        return [c for sub in condition.any for c in walk(sub)]
+    return walk(condition.negated)
 
 
 def resolve(path: str, context: Context) -> Any:

@@ -1,8 +1,14 @@
-"""Decomposition: one commercial order in, the technical steps of its plan out (pure)."""
+"""Decomposition: one commercial order in, the technical steps of its plan out (pure).
+
+Order-scope rules apply once per order; line rules to each line they match; technical rules
+to each line a rule before them ``produces`` their technical product for, level after level.
+Nothing is dropped: a line (or a technical product) no rule matches becomes a fallout step.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from orchestration.conditions import Context, resolve
 from orchestration.errors import RecordError
 from orchestration.mapping import render
-from orchestration.records import Order, OrderLine, parse_datetime
-from orchestration.rules import Rule, RuleSet, StepDef
+from orchestration.records import LineAction, Order, OrderLine, parse_datetime
+from orchestration.rules import Produce, Rule, RuleSet, StepDef, StepPolicy
 from orchestration.states import StepKind, StepState
 
 FALLOUT_RULE = "fallout"
@@ -38,6 +44,8 @@ class PlannedStep(BaseModel):
     message: str = ""
     not_before: datetime | None = None
     delay: timedelta | None = None
+    line_action: LineAction | None = None
+    policy: StepPolicy | None = None
 
 
 def idempotency_key(order_id: str, step_id: str, revision: int) -> str:
@@ -46,37 +54,111 @@ def idempotency_key(order_id: str, step_id: str, revision: int) -> str:
     return hashlib.sha256(raw).hexdigest()[:40]
 
 
+@dataclass(frozen=True)
+class _Instance:
+    """One rule applied to the order (``line`` None) or to one line."""
+
+    rule: Rule
+    line: OrderLine | None
+    ctx: Context
+
+
 def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
     """The steps of ``order``'s plan. Never drops a line: unmatched lines become fallout."""
     order_ctx: Context = {"order": order.fields}
     line_ctxs = [_line_context(order, line) for line in order.lines]
-    steps: list[PlannedStep] = []
+    instances: list[_Instance] = []
+    fallout: list[PlannedStep] = []
     for rule in ruleset.rules:
-        if rule.scope == "order" and (rule.when is None or rule.when.holds(order_ctx)):
-            steps.extend(_instantiate(rule, None, order_ctx, line_ctxs, ruleset))
+        if rule.scope == "order" and _holds(rule, order_ctx):
+            instances.append(_Instance(rule, None, order_ctx))
     for line, ctx in zip(order.lines, line_ctxs, strict=True):
-        matched = [
-            r for r in ruleset.rules if r.scope == "line" and (r.when is None or r.when.holds(ctx))
-        ]
+        matched = [r for r in ruleset.rules if r.commercial and _holds(r, ctx)]
         if not matched:
-            steps.append(_unmatched(line))
-        for rule in matched:
-            steps.extend(_instantiate(rule, line, ctx, [ctx], ruleset))
-    return steps
+            fallout.append(_unmatched(line))
+        instances.extend(_Instance(r, line, ctx) for r in matched)
+        line_instances, missing = _technical(ruleset, matched, line, ctx)
+        instances.extend(line_instances)
+        fallout.extend(missing)
+    present = _step_ids(instances)
+    steps: list[PlannedStep] = []
+    for inst in instances:
+        steps.extend(_instantiate(inst, line_ctxs, ruleset, present))
+    return steps + fallout
+
+
+def _holds(rule: Rule | Produce, ctx: Context) -> bool:
+    return rule.when is None or rule.when.holds(ctx)
+
+
+def _technical(
+    ruleset: RuleSet, matched: list[Rule], line: OrderLine, ctx: Context
+) -> tuple[list[_Instance], list[PlannedStep]]:
+    """The technical rules a line's products lead to, level after level, each once."""
+    instances: list[_Instance] = []
+    fallout: list[PlannedStep] = []
+    wanted = [p.product for rule in matched for p in rule.produces if _holds(p, ctx)]
+    seen: set[str] = set()
+    while wanted:
+        product = wanted.pop(0)
+        if product in seen:
+            continue  # two rules asking for the same technical product get it once
+        seen.add(product)
+        rules = [r for r in ruleset.technical_rules(product) if _holds(r, ctx)]
+        if not rules:
+            reason = (
+                f"no decomposition rule for technical product {product} "
+                f"of {line.product_label} (line {line.number})"
+            )
+            fallout.append(
+                fallout_step(f"{product}@{line.id}", f"Resolve {product}", reason, line.id)
+            )
+        for rule in rules:
+            instances.append(_Instance(rule, line, ctx))
+            wanted.extend(p.product for p in rule.produces if _holds(p, ctx))
+    return instances, fallout
+
+
+def _step_ids(instances: list[_Instance]) -> set[str]:
+    return {_step_id(i.rule.name, s.key, i.line) for i in instances for s in i.rule.steps}
+
+
+def _step_id(rule: str, key: str, line: OrderLine | None) -> str:
+    return f"{rule}.{key}@{line.id}" if line else f"{rule}.{key}"
+
+
+def _dependencies(inst: _Instance, step: StepDef, present: set[str]) -> tuple[str, ...]:
+    """Resolve a step's dependencies to step ids of this plan.
+
+    A qualified dependency on a line rule means the same line from a line step, and every
+    line from an order step. A dependency on a rule that did not apply is dropped: it orders
+    steps, it does not require them.
+    """
+    found: list[str] = []
+    for dep in step.depends_on:
+        rule, _, key = dep.rpartition(".")
+        rule = rule or inst.rule.name
+        same_line, order_level = _step_id(rule, key, inst.line), _step_id(rule, key, None)
+        if inst.line is not None:
+            if same_line in present:
+                found.append(same_line)
+            elif order_level in present:
+                found.append(order_level)
+        elif order_level in present:
+            found.append(order_level)
+        else:
+            prefix = f"{rule}.{key}@"
+            found.extend(sorted(p for p in present if p.startswith(prefix)))
+    return tuple(dict.fromkeys(found))
 
 
 def _instantiate(
-    rule: Rule,
-    line: OrderLine | None,
-    ctx: Context,
-    lines: list[Context],
-    ruleset: RuleSet,
+    inst: _Instance, line_ctxs: list[Context], ruleset: RuleSet, present: set[str]
 ) -> list[PlannedStep]:
-    suffix = f"@{line.id}" if line else ""
-    local = {s.key for s in rule.steps}
+    line, ctx = inst.line, inst.ctx
+    lines = line_ctxs if line is None else [ctx]
     out = []
-    for step in rule.steps:
-        deps = tuple(f"{rule.name}.{d}{suffix}" if d in local else d for d in step.depends_on)
+    for step in inst.rule.steps:
         state, message, payload = StepState.PENDING, "", {}
         try:
             payload = render(step.payload, ctx, lines, ruleset.tables)
@@ -85,21 +167,23 @@ def _instantiate(
             state, message, not_before = StepState.FATALLY_FAILED, _where(line, exc), None
         out.append(
             PlannedStep(
-                step_id=f"{rule.name}.{step.key}{suffix}",
-                rule=rule.name,
+                step_id=_step_id(inst.rule.name, step.key, line),
+                rule=inst.rule.name,
                 key=step.key,
                 kind=step.kind,
                 system=step.system,
                 action=step.action,
                 title=_title(step, line),
                 line_id=line.id if line else None,
-                depends_on=deps,
+                depends_on=_dependencies(inst, step, present),
                 payload=payload,
                 ponr=step.ponr,
                 state=state,
                 message=message,
                 not_before=not_before,
                 delay=step.delay if step.base_date is None else None,
+                line_action=line.action if line else None,
+                policy=ruleset.policy_for(step),
             )
         )
     return out
@@ -108,7 +192,8 @@ def _instantiate(
 def _unmatched(line: OrderLine) -> PlannedStep:
     reason = f"no decomposition rule for product {line.product_label} (line {line.number})"
     title = f"Resolve line {line.number} ({line.product_label})"
-    return fallout_step(f"unmatched@{line.id}", title, reason, line.id)
+    step = fallout_step(f"unmatched@{line.id}", title, reason, line.id)
+    return step.model_copy(update={"line_action": line.action})
 
 
 def fallout_step(suffix: str, title: str, reason: str, line_id: str | None = None) -> PlannedStep:
@@ -120,7 +205,7 @@ def fallout_step(suffix: str, title: str, reason: str, line_id: str | None = Non
         kind=StepKind.MANUAL,
         system=None,
         action=None,
-        title=title,
+        title=title[:255],
         line_id=line_id,
         depends_on=(),
         payload={},
@@ -130,7 +215,8 @@ def fallout_step(suffix: str, title: str, reason: str, line_id: str | None = Non
 
 
 def _line_context(order: Order, line: OrderLine) -> Context:
-    return {"order": order.fields, "line": line.fields, "product": line.product}
+    fields = {**line.fields, "action": line.action.value}
+    return {"order": order.fields, "line": fields, "product": line.product}
 
 
 def _not_before(step: StepDef, ctx: Context) -> datetime | None:

@@ -12,9 +12,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``"15m"`` → 15 minutes; a bare number is seconds; anything else raises ValueError."""
+def parse_duration(value: Any) -> Any:
+    """``"15m"`` → 15 minutes; a bare number is seconds; anything else raises ValueError.
+
+    ISO 8601 durations (``PT15M``, how a stored policy serialises) are left to pydantic.
+    """
     if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and value.startswith(("P", "-P")):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)

@@ -6,6 +6,8 @@
     │   └── BudgetExhausted   the org's API allowance is spent: back off for long
     ├── RecordError       this record or step cannot go on: mark it fallout, go on with the rest
     ├── FatalError        nothing can go on (refused login, missing permission): exit non-zero
+    ├── OperatorError     an operator asked for what cannot be done (no such task, a move its
+    │                     state does not allow): say why, change nothing, exit 2
     └── IllegalTransition a bug: a step was asked to move between states that do not connect
 
 Adapters translate third-party exceptions into these at the edge (``raise ... from exc``), so
@@ -26,12 +28,14 @@ class ConfigError(OrderflowError):
 class RetriableError(OrderflowError):
     """A passing failure; the same call may succeed later.
 
-    ``retry_after`` is the delay in seconds the other side asked for, when it said one.
+    ``retry_after`` is the delay in seconds the other side asked for, when it said one;
+    ``code`` an error code fallout rules can name (blank: any retriable failure, ``*``).
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str = "") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.code = code
 
 
 class BudgetExhausted(RetriableError):
@@ -44,6 +48,10 @@ class RecordError(OrderflowError):
 
 class FatalError(OrderflowError):
     """Nothing can go on (refused credentials, missing permission); exit non-zero."""
+
+
+class OperatorError(OrderflowError):
+    """An operator's request cannot be carried out (unknown task, a move its state forbids)."""
 
 
 class IllegalTransition(OrderflowError):

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+
+class LineAction(StrEnum):
+    """What a decomposed line asks for (``line.action`` in conditions)."""
+
+    ADD = "Add"
+    AMEND = "Amend"
+    NO_CHANGE = "No Change"
+    RENEW = "Renew"
+    CANCEL = "Cancel"
+
+
+#: Fields the core derives rather than polls, by scope: conditions and mappings may read them.
+DERIVED_FIELDS = {"line": ("action",)}
 
 
 class OrderLine(BaseModel):
@@ -17,6 +32,7 @@ class OrderLine(BaseModel):
     number: int
     fields: dict[str, Any]
     product: dict[str, Any]
+    action: LineAction = LineAction.ADD
 
     @property
     def product_label(self) -> str:
@@ -45,6 +61,7 @@ class Order(BaseModel):
                 number=n,
                 fields=_plain(row),
                 product=_plain(row.get("Product2") or {}),
+                action=derive_action(row),
             )
             for n, row in enumerate(rows, start=1)
         )
@@ -54,6 +71,12 @@ class Order(BaseModel):
             fields=_plain(record),
             lines=lines,
         )
+
+
+def derive_action(row: dict[str, Any]) -> LineAction:
+    """The action of a polled line. A new order's lines are Add; change orders (lines that
+    point to an ``OriginalOrderItemId``) are the amendment work's to classify."""
+    return LineAction.ADD
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,14 @@
 """The rules file: which commercial lines become which technical steps, and how they run.
 
+A rule matches commercial order lines (``scope: line``, 1:1 and 1:many), the order as a whole
+(``scope: order``, many:1) or a technical product another rule ``produces`` (``technical:
+NAME``, multi-level decomposition: technical products decompose further, on the same line).
+
+Dependencies name a step of the same rule (``billing``) or of another rule
+(``erp_order.sales_order``). Between line rules the dependency is on the same line; an
+order-scope step that depends on a line rule's step waits for it on every line. A dependency
+on a rule that did not apply to the order is an ordering constraint only, and is dropped.
+
 Loading validates everything a plan will rely on, so a bad file stops start-up with every
 problem and its place in the file, instead of failing one order at a time later.
 """
@@ -13,19 +22,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
-from orchestration.conditions import Condition, fields_of
+from orchestration.conditions import Condition
 from orchestration.durations import Duration
 from orchestration.errors import ConfigError
-from orchestration.mapping import Payload, source_fields
+from orchestration.mapping import Payload
 from orchestration.states import StepKind
 
 SCOPES = ("order", "line", "product")
+NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+#: The error code a retriable failure (timeout, 5xx, 429) is filed under in fallout rules.
+RETRIABLE = "*"
 
 
 class RetryPolicy(BaseModel):
-    """How often a failing step is retried, and how long to wait between tries."""
+    """How often a failing step is tried, and how long to wait between tries."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,12 +70,30 @@ class Sla(BaseModel):
         return self
 
 
+class Compensation(BaseModel):
+    """What undoes a completed step when a change cancels it (used by amendments)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal[StepKind.CALLOUT, StepKind.AUTO, StepKind.MANUAL] = StepKind.CALLOUT
+    system: str | None = None
+    action: str | None = None
+    title: str | None = None
+    payload: Payload = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _callout_needs_target(self) -> Compensation:
+        if self.kind is StepKind.CALLOUT and not (self.system and self.action):
+            raise ValueError("a callout compensation needs a 'system' and an 'action'")
+        return self
+
+
 class StepDef(BaseModel):
     """One technical step a rule produces."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    key: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    key: str = Field(pattern=NAME)
     kind: StepKind
     system: str | None = None
     action: str | None = None
@@ -68,30 +105,74 @@ class StepDef(BaseModel):
     ponr: bool = False
     delay: Duration | None = None
     base_date: str | None = None
-    compensation: str | None = None
+    compensation: Compensation | None = None
 
     @model_validator(mode="after")
-    def _callout_needs_target(self) -> StepDef:
-        if self.kind is StepKind.CALLOUT and not (self.system and self.action):
+    def _kind_needs(self) -> StepDef:
+        kind = self.kind
+        if kind is StepKind.CALLOUT and not (self.system and self.action):
             raise ValueError("a callout step needs a 'system' and an 'action'")
-        if self.kind is StepKind.SCHEDULED and self.delay is None:
-            raise ValueError("a scheduled step needs a 'delay'")
+        if kind is StepKind.AUTO and not self.action:
+            raise ValueError("an auto step needs an 'action' (a registered function)")
+        if kind is StepKind.SCHEDULED and self.delay is None and self.base_date is None:
+            raise ValueError("a scheduled step needs a 'delay' or a 'base_date'")
+        if kind is StepKind.PAUSE and self.delay is None and self.base_date is None:
+            raise ValueError("a pause step needs a 'delay' or a 'base_date' to wait for")
+        if self.system and not self.action:
+            raise ValueError("a step with a 'system' needs an 'action'")
+        if kind in (StepKind.MANUAL, StepKind.MILESTONE, StepKind.PAUSE) and self.system:
+            raise ValueError(f"a {kind.value} step calls no system")
         return self
+
+    @property
+    def calls_system(self) -> bool:
+        """A callout, or a scheduled step that calls a system when its time comes."""
+        return self.system is not None
+
+
+class Produce(BaseModel):
+    """A technical product a rule produces, on a condition when one is given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product: str = Field(pattern=NAME)
+    when: Condition | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"product": value} if isinstance(value, str) else value
 
 
 class Rule(BaseModel):
     """A decomposition rule: when it applies and the steps it produces.
 
     ``scope: line`` rules apply to each order line they match (1:1 and 1:many);
-    ``scope: order`` rules apply once per order (many:1, e.g. one ERP sales order).
+    ``scope: order`` rules apply once per order (many:1, e.g. one ERP sales order);
+    ``technical: NAME`` rules apply to each line that a matching rule ``produces`` NAME for.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    name: str = Field(pattern=NAME)
     scope: Literal["line", "order"] = "line"
+    technical: str | None = Field(default=None, pattern=NAME)
     when: Condition | None = None
-    steps: list[StepDef] = Field(min_length=1)
+    produces: list[Produce] = Field(default_factory=list)
+    steps: list[StepDef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Rule:
+        if not self.steps and not self.produces:
+            raise ValueError("a rule needs 'steps', 'produces' or both")
+        if self.scope == "order" and (self.technical or self.produces):
+            raise ValueError("an order-scope rule neither is nor produces a technical product")
+        return self
+
+    @property
+    def commercial(self) -> bool:
+        """Matches commercial lines (not a technical product)."""
+        return self.scope == "line" and self.technical is None
 
 
 class FalloutRule(BaseModel):
@@ -105,6 +186,27 @@ class FalloutRule(BaseModel):
     retry: RetryPolicy
 
 
+class StepPolicy(BaseModel):
+    """What a task needs from the rules at run time, pinned to it when the plan is made.
+
+    ``retry`` maps an error code to its policy; ``*`` is for retriable failures (timeouts,
+    5xx, 429) without a rule of their own. A permanent failure is retried only when a fallout
+    rule names its code.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retry: dict[str, RetryPolicy]
+    sla: Sla | None = None
+    compensation: Compensation | None = None
+
+    def retry_for(self, code: str, *, retriable: bool) -> RetryPolicy | None:
+        """The policy for a failure with ``code``; None means no retry: Fatally Failed."""
+        if code in self.retry:
+            return self.retry[code]
+        return self.retry.get(RETRIABLE) if retriable else None
+
+
 class RuleSet(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -116,26 +218,43 @@ class RuleSet(BaseModel):
     fallout: list[FalloutRule] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
     digest: str = ""
+    _policies: dict[int, StepPolicy] = PrivateAttr(default_factory=dict)
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
 
     def step(self, rule: str, key: str) -> StepDef | None:
         """The definition of step ``key`` of rule ``rule``, if the rules still have it."""
-        for candidate in self.rules:
-            if candidate.name == rule:
-                return next((s for s in candidate.steps if s.key == key), None)
-        return None
+        found = self.rule(rule)
+        return next((s for s in found.steps if s.key == key), None) if found else None
 
-    def retry_for(self, step: StepDef, code: str) -> RetryPolicy:
-        """The step's own policy, else the first fallout rule that matches, else the default."""
-        if step.retry is not None:
-            return step.retry
+    def technical_rules(self, technical: str) -> list[Rule]:
+        return [r for r in self.rules if r.technical == technical]
+
+    def policy_for(self, step: StepDef) -> StepPolicy:
+        """The retry policies by error code, the SLA and the compensation of a step.
+
+        For a code a fallout rule names, the first such rule matching the step's kind and
+        system wins; otherwise the step's own policy, else the first matching ``*`` fallout
+        rule, else the file's default.
+        """
+        cached = self._policies.get(id(step))
+        if cached is None:
+            cached = self._policies[id(step)] = self._policy(step)
+        return cached
+
+    def _policy(self, step: StepDef) -> StepPolicy:
+        by_code: dict[str, RetryPolicy] = {}
+        wildcard: RetryPolicy | None = None
         for rule in self.fallout:
-            if (
-                rule.kind in ("*", step.kind.value)
-                and rule.system in ("*", step.system)
-                and rule.code in ("*", code)
-            ):
-                return rule.retry
-        return self.retry
+            if rule.kind not in ("*", step.kind.value) or rule.system not in ("*", step.system):
+                continue
+            if rule.code == "*":
+                wildcard = wildcard or rule.retry
+            else:
+                by_code.setdefault(rule.code, rule.retry)
+        by_code[RETRIABLE] = step.retry or wildcard or self.retry
+        return StepPolicy(retry=by_code, sla=self.sla_for(step), compensation=step.compensation)
 
     def sla_for(self, step: StepDef) -> Sla | None:
         """Per step, else per ``kind/system``, else per kind."""
@@ -144,12 +263,19 @@ class RuleSet(BaseModel):
         return self.sla.get(f"{step.kind.value}/{step.system}") or self.sla.get(step.kind.value)
 
 
-def load_rules(path: Path, polled_fields: Mapping[str, Iterable[str]] | None = None) -> RuleSet:
+def load_rules(
+    path: Path,
+    polled_fields: Mapping[str, Iterable[str]] | None = None,
+    auto_actions: Iterable[str] | None = None,
+) -> RuleSet:
     """Load and check a rules file; raise ConfigError listing every problem with its place.
 
     ``polled_fields`` maps a scope (order, line, product) to the fields polled for it; when
-    given, a condition or mapping that reads any other field is refused.
+    given, a condition or mapping that reads any other field is refused. ``auto_actions``,
+    when given, are the registered functions auto steps may name.
     """
+    from orchestration.checks import check
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -158,7 +284,7 @@ def load_rules(path: Path, polled_fields: Mapping[str, Iterable[str]] | None = N
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the rules file must be a mapping with 'version' and 'rules'")
     lines = _line_index(node)
@@ -169,7 +295,7 @@ def load_rules(path: Path, polled_fields: Mapping[str, Iterable[str]] | None = N
             (tuple(err["loc"]), _clean(err["msg"])) for err in exc.errors(include_url=False)
         ]
         raise ConfigError(_report(path, problems, lines)) from None
-    problems = check(ruleset, polled_fields)
+    problems = check(ruleset, polled_fields, auto_actions)
     if problems:
         raise ConfigError(_report(path, problems, lines))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -177,80 +303,6 @@ def load_rules(path: Path, polled_fields: Mapping[str, Iterable[str]] | None = N
 
 
 Problem = tuple[tuple[Any, ...], str]
-
-
-def check(ruleset: RuleSet, polled_fields: Mapping[str, Iterable[str]] | None) -> list[Problem]:
-    """Semantic checks pydantic cannot make alone: references, cycles, polled fields."""
-    problems: list[Problem] = []
-    polled = {scope: set(names) for scope, names in (polled_fields or {}).items()}
-    names = [r.name for r in ruleset.rules]
-    order_steps = {
-        f"{r.name}.{s.key}" for r in ruleset.rules if r.scope == "order" for s in r.steps
-    }
-    for dup in {n for n in names if names.count(n) > 1}:
-        problems.append((("rules",), f"rule name {dup!r} is used twice"))
-    for i, rule in enumerate(ruleset.rules):
-        keys = [s.key for s in rule.steps]
-        for j, step in enumerate(rule.steps):
-            here: tuple[Any, ...] = ("rules", i, "steps", j)
-            if keys.count(step.key) > 1:
-                problems.append(((*here, "key"), f"step key {step.key!r} is used twice"))
-            if step.system is not None and step.system not in ruleset.systems:
-                problems.append(((*here, "system"), f"unknown system {step.system!r}"))
-            for dep in step.depends_on:
-                local = dep in keys and dep != step.key
-                crosses = rule.scope == "line" and dep in order_steps
-                if not (local or crosses):
-                    problems.append(((*here, "depends_on"), f"unknown step {dep!r}"))
-            for value in step.payload.values():
-                if value.table and value.table not in ruleset.tables:
-                    problems.append(((*here, "payload"), f"unknown table {value.table!r}"))
-            used = source_fields(step.payload) + ([step.base_date] if step.base_date else [])
-            for field in used:
-                problems.extend(_field_problem((*here, "payload"), field, rule.scope, polled))
-        if rule.when is not None:
-            for field in fields_of(rule.when):
-                problems.extend(_field_problem(("rules", i, "when"), field, rule.scope, polled))
-        cycle = _find_cycle({s.key: [d for d in s.depends_on if d in keys] for s in rule.steps})
-        if cycle:
-            problems.append((("rules", i, "steps"), "dependency cycle: " + " -> ".join(cycle)))
-    return problems
-
-
-def _field_problem(
-    where: tuple[Any, ...], field: str, scope: str, polled: dict[str, set[str]]
-) -> list[Problem]:
-    head, _, name = field.partition(".")
-    if head not in SCOPES or not name:
-        return [(where, f"field {field!r} must start with order., line. or product.")]
-    if scope == "order" and head != "order" and where[-1] == "when":
-        return [(where, f"an order-scope rule can only test order fields, not {field!r}")]
-    if polled and name not in polled.get(head, set()):
-        return [(where, f"field {field!r} is not polled (add it to the polled fields)")]
-    return []
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
-    """A dependency cycle as a list of keys ending where it started, or []."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(key: str) -> list[str]:
-        state[key] = 1
-        stack.append(key)
-        for dep in graph.get(key, []):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if dep not in state and (found := visit(dep)):
-                return found
-        stack.pop()
-        state[key] = 2
-        return []
-
-    for key in graph:
-        if key not in state and (found := visit(key)):
-            return found
-    return []
 
 
 def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
@@ -285,3 +337,7 @@ def _report(path: Path, problems: list[Problem], lines: dict[tuple[Any, ...], in
 
 def _clean(message: str) -> str:
     return message.removeprefix("Value error, ")
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    return " ".join(str(exc).split())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from orchestration.errors import IllegalTransition
+from orchestration.errors import IllegalTransition, OperatorError
 
 
 class StepKind(StrEnum):
@@ -63,7 +63,10 @@ _TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     S.SCHEDULED: frozenset({S.READY, S.AMENDED, S.DISCARDED}),
     S.READY: frozenset({S.IN_PROGRESS, S.ON_HOLD, S.COMPLETED, S.SKIPPED, S.DISCARDED}),
     S.ON_HOLD: frozenset({S.READY, S.DISCARDED}),
-    S.IN_PROGRESS: frozenset({S.COMPLETED, S.FAILED, S.FATALLY_FAILED, S.ON_HOLD, S.CANCELED}),
+    # Skipped from In Progress: an operator skips a manual task instead of doing it.
+    S.IN_PROGRESS: frozenset(
+        {S.COMPLETED, S.FAILED, S.FATALLY_FAILED, S.ON_HOLD, S.CANCELED, S.SKIPPED}
+    ),
     S.FAILED: frozenset({S.READY, S.FATALLY_FAILED, S.DISCARDED}),
     # An operator resolves fallout: retry, complete or skip.
     S.FATALLY_FAILED: frozenset({S.READY, S.COMPLETED, S.SKIPPED, S.DISCARDED}),
@@ -79,3 +82,34 @@ def check_transition(old: StepState, new: StepState) -> None:
     """Raise :class:`IllegalTransition` unless a step may move from ``old`` to ``new``."""
     if new not in _TRANSITIONS[old]:
         raise IllegalTransition(f"a step cannot go from {old.value!r} to {new.value!r}")
+
+
+class Resolution(StrEnum):
+    """What an operator can do to a task (``orderflow task retry|complete|skip``)."""
+
+    RETRY = "retry"
+    COMPLETE = "complete"
+    SKIP = "skip"
+
+
+_RESOLUTIONS: dict[Resolution, tuple[StepState, frozenset[StepState], str]] = {
+    Resolution.RETRY: (
+        S.READY,
+        frozenset({S.FAILED, S.FATALLY_FAILED}),
+        "Failed or Fatally Failed",
+    ),
+    Resolution.COMPLETE: (S.COMPLETED, frozenset({S.FATALLY_FAILED}), "Fatally Failed"),
+    Resolution.SKIP: (S.SKIPPED, frozenset({S.FATALLY_FAILED}), "Fatally Failed"),
+}
+
+
+def resolution_target(verb: Resolution, state: StepState, kind: StepKind) -> StepState:
+    """The state an operator's ``verb`` moves a task to, or :class:`OperatorError` saying why
+    not. Complete and skip also work on a manual task waiting for its operator."""
+    target, allowed, named = _RESOLUTIONS[verb]
+    waiting_manual = kind is StepKind.MANUAL and state is S.IN_PROGRESS
+    if state in allowed or (verb is not Resolution.RETRY and waiting_manual):
+        check_transition(state, target)
+        return target
+    extra = "" if verb is Resolution.RETRY else ", or a manual task In Progress"
+    raise OperatorError(f"cannot {verb.value} a task that is {state.value} (only {named}{extra})")

@@ -19,9 +19,10 @@ def register(commands: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from daemon.app import POLLED_FIELDS
+    from daemon.auto import REGISTRY
     from orchestration.rules import load_rules
 
-    ruleset = load_rules(args.file, POLLED_FIELDS)
+    ruleset = load_rules(args.file, POLLED_FIELDS, REGISTRY)
     steps = sum(len(r.steps) for r in ruleset.rules)
     print(f"{args.file}: ok, version {ruleset.version}, {len(ruleset.rules)} rules, {steps} steps")
     return 0

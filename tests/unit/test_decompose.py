@@ -20,7 +20,7 @@ def test_one_erp_order_per_order_and_billing_then_provisioning_per_line(ruleset)
     erp = [s for s in steps.values() if s.system == "erp"]
     assert len(erp) == 1, "many:1: one sales order whatever the lines"
     assert [line["product_code"] for line in erp[0].payload["lines"]] == ["PLAT-ENT", "ADD-SSO"]
-    provision = steps["subscription.provision@802000000000002AAA"]
+    provision = steps["license.provision@802000000000002AAA"]
     assert provision.depends_on == (
         "subscription.billing@802000000000002AAA",
         "erp_order.sales_order",

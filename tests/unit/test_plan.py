@@ -109,33 +109,51 @@ def test_rollup(states, expected):
 @st.composite
 def dags(draw):
     n = draw(st.integers(min_value=1, max_value=12))
-    kinds = [draw(st.sampled_from([StepKind.CALLOUT, StepKind.MILESTONE])) for _ in range(n)]
+    kinds = [draw(st.sampled_from(list(StepKind))) for _ in range(n)]
+    delays = [
+        timedelta(minutes=draw(st.integers(0, 3)))
+        if kind in (StepKind.PAUSE, StepKind.SCHEDULED)
+        else None
+        for kind in kinds
+    ]
     deps = [
         sorted(draw(st.sets(st.integers(min_value=0, max_value=i - 1), max_size=3)) if i else [])
         for i in range(n)
     ]
     outcomes = draw(st.lists(st.sampled_from(["ok", "fail", "fatal"]), min_size=n, max_size=n))
-    return kinds, deps, outcomes
+    return kinds, deps, outcomes, delays
 
 
 @settings(max_examples=150, deadline=None)
 @given(dags())
 def test_random_plans_always_end_in_dependency_order(dag):
-    kinds, deps, outcomes = dag
+    kinds, deps, outcomes, delays = dag
     ids = [f"s{i}" for i in range(len(kinds))]
     state = dict.fromkeys(ids, S.PENDING)
     tried: dict[str, int] = {}
     started_order: list[str] = []
+    waits: dict[str, datetime] = {}
     now = NOW
     for _ in range(200):
         views = [
-            step(i, state[i], [ids[d] for d in deps[n]], kind=kinds[n]) for n, i in enumerate(ids)
+            step(
+                i,
+                state[i],
+                [ids[d] for d in deps[n]],
+                kind=kinds[n],
+                delay=delays[n],
+                not_before=waits.get(i),
+            )
+            for n, i in enumerate(ids)
         ]
         for move in advance(views, now):
             if move.to is S.READY or move.to is S.COMPLETED:
                 for dep in views[ids.index(move.step_id)].depends_on:
                     assert state[dep] in DONE_STATES, "ran before its dependency"
             state[move.step_id] = move.to
+            if move.not_before is not None:
+                assert move.not_before > now, "scheduled for later, not now"
+                waits[move.step_id] = move.not_before
         ready = [i for i in ids if state[i] is S.READY]
         for i in ready:
             started_order.append(i)
@@ -148,6 +166,9 @@ def test_random_plans_always_end_in_dependency_order(dag):
             else:
                 # An operator skips fatal fallout, as `orderflow task skip` does.
                 state[i] = S.SKIPPED
+        status, _ = rollup(state.values())
+        if status is FulfillmentStatus.COMPLETED:
+            assert all(s in FINAL_STATES for s in state.values()), "completed with work left"
         if all(s in FINAL_STATES for s in state.values()):
             break
         now += timedelta(minutes=1)

@@ -29,7 +29,15 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_default_rules_load_and_are_pinned_by_digest():
     ruleset = load_rules(DEFAULT_RULES, POLLED_FIELDS)
-    assert {r.name for r in ruleset.rules} == {"erp_order", "subscription", "services"}
+    assert {r.name for r in ruleset.rules} == {
+        "erp_order",
+        "subscription",
+        "license",
+        "usage_meter",
+        "services",
+    }
+    kinds = {s.kind.value for r in ruleset.rules for s in r.steps}
+    assert kinds == {"callout", "auto", "manual", "milestone", "pause", "scheduled"}
     assert len(ruleset.digest) == 12
 
 

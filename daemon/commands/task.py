@@ -1,0 +1,87 @@
+"""``orderflow task retry|complete|skip ID --reason TEXT``: an operator resolves a task.
+
+Each resolution is a task-event row with the actor and the reason. ``orderflow task list``
+shows the tasks waiting for a person (fallout and manual steps) with their ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.commands import Parser, positive_int
+from daemon.settings import load_settings
+from orchestration.errors import OperatorError
+from orchestration.states import Resolution
+
+
+def register(commands: Any) -> None:
+    task = commands.add_parser("task", help="resolve fallout and manual tasks")
+    sub = task.add_subparsers(dest="task_command", required=True, parser_class=Parser)
+    for verb, text in (
+        (Resolution.RETRY, "try a failed task again now, with a fresh budget of retries"),
+        (Resolution.COMPLETE, "mark a task done (fallout fixed by hand, manual work done)"),
+        (Resolution.SKIP, "skip a task: what depends on it goes on without it"),
+    ):
+        parser = sub.add_parser(verb.value, help=text)
+        parser.add_argument("id", type=positive_int, help="the task's id (see 'task list')")
+        parser.add_argument("--reason", required=True, help="why, for the audit trail")
+        parser.add_argument("--actor", default=None, help="who (default: the login name)")
+        parser.set_defaults(handler=_resolve, verb=verb)
+    listing = sub.add_parser("list", help="tasks waiting for a person")
+    listing.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    listing.set_defaults(handler=_list)
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from daemon import db, store
+
+    reason = " ".join(args.reason.split())
+    if not reason:
+        print("orderflow: --reason must say why", file=sys.stderr)
+        return 2
+    actor = args.actor or _login()
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    try:
+        with db.sessions(engine).begin() as session:
+            task = store.resolve_task(session, args.id, args.verb, reason, actor, datetime.now(UTC))
+            line = f"task {task.id} ({task.title}): {task.state}"
+    except OperatorError as exc:
+        print(f"orderflow: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(line)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from daemon import db, store
+
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    with db.sessions(engine)() as session:
+        rows = store.waiting_for_operator(session)
+    engine.dispose()
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    for row in rows:
+        print(f"{row['id']:>7}  {row['order']:<10} {row['state']:<15} {row['title']}")
+        if row["message"]:
+            print(f"{'':>7}  {row['message']}")
+    return 0
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
