@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from daemon.commands import MODULES, Parser
+from daemon.logs import redact
 from orchestration.errors import ConfigError, FatalError, RetriableError
 
 
@@ -28,11 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        for line in redact(str(exc)).splitlines() or [type(exc).__name__]:
             print(f"orderflow: {line}", file=sys.stderr)
         return 2
     except (FatalError, RetriableError) as exc:
-        print(f"orderflow: {exc}", file=sys.stderr)
+        print(f"orderflow: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

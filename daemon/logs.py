@@ -1,18 +1,144 @@
-"""Logging set-up: human lines on a terminal, secrets never in a message."""
+"""Logging set-up: human lines on a terminal, JSON lines under systemd, secrets never shown.
+
+- Format: ``text`` (one line for people), ``json`` (one object a line for the journal and
+  log shippers) or ``auto`` (JSON when systemd started the process, i.e. ``JOURNAL_STREAM``
+  or ``INVOCATION_ID`` is set; text otherwise). Setting ``ORDERFLOW_LOG_FORMAT``.
+- Fields: whatever a log call passes as ``extra=`` (``order_id``, ``order_number``,
+  ``step_id``, ``task_id``, ``system``...) becomes a key of the JSON object, or a
+  ``[key=value ...]`` suffix of the text line.
+- Redaction: every secret registered with :func:`add_secrets` (``load_settings`` registers
+  each ``SecretStr`` setting and any password in a ``*_url`` setting; the Salesforce login
+  registers the access token it gets) is replaced by ``**********`` in every line, its
+  traceback included, and :func:`redact` does the same for error messages.
+
+JSON keys, stable: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``, ``exc`` (a
+traceback, when there is one), then the ``extra=`` fields.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, SecretStr
+
+Format = Literal["auto", "json", "text"]
+MASK = "**********"
+#: Shorter values are not redacted: masking every "a" would make logs unreadable, and a
+#: secret that short is no secret. load_settings refuses none; this only limits masking.
+MIN_SECRET_LENGTH = 4
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
-def configure(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        force=True,
-    )
-    # Third-party chatter that is noise at INFO.
-    for noisy in ("urllib3", "alembic", "simple_salesforce"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+def add_secrets(values: Iterable[str | None]) -> None:
+    """Never show these values in a log line or an error message, from now on."""
+    with _lock:
+        _secrets.update(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret masked (longest first, so none leaks a part)."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def secrets_of(settings: BaseModel) -> list[str]:
+    """Every ``SecretStr`` value of ``settings``, and the password of every ``*_url``."""
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif name.endswith("_url") and value is not None:
+            try:
+                password = urlsplit(str(value)).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(password)
+    return found
+
+
+def choose_format(fmt: Format, environ: Mapping[str, str] | None = None) -> Format:
+    """``json`` or ``text`` for ``fmt``; ``auto`` is JSON when systemd runs the process."""
+    if fmt != "auto":
+        return fmt
+    env = os.environ if environ is None else environ
+    return "json" if env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID") else "text"
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The ``extra=`` fields of a record."""
+    return {
+        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+    }
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [key=value ...]``, secrets masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = fields_of(record)
+        if extra:
+            suffix = " ".join(f"{k}={v}" for k, v in extra.items())
+            head, sep, rest = line.partition("\n")
+            line = f"{head} [{suffix}]{sep}{rest}"
+        return redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (see the module's docstring for the keys), secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exc"] = redact(record.exc_text)
+        for key, value in fields_of(record).items():
+            entry.setdefault(key, _plain(value))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+def configure(level: str, *, fmt: Format = "auto", stream: TextIO | None = None) -> Format:
+    """Log at ``level`` to stderr (or ``stream``) in ``fmt``; returns the format chosen."""
+    chosen = choose_format(fmt)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Third-party chatter: noise at INFO, wanted when someone asks for DEBUG.
+    quiet = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))
+    for noisy in ("urllib3", "alembic", "simple_salesforce", "uvicorn", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(quiet)
+    return chosen

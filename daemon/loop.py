@@ -1,62 +1,172 @@
-"""The daemon's loop: one cycle on a schedule, one stop event that SIGTERM sets."""
+"""The daemon's loop: a cycle, a wait on the stop event, again; systemd told all along.
+
+Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
+every store commit inside a cycle (a long first poll or a big dispatch commits often) and
+at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
+systemd, sends ``WATCHDOG=1`` (no more often than a quarter of the watchdog period). A loop
+that hangs stops beating, so systemd's watchdog restarts it; no side thread keeps it alive.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from types import FrameType
+from typing import Any
 
-import schedule
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from daemon import pacing
 from daemon.context import Context
-from daemon.cycle import run_cycle
+from daemon.cycle import CycleReport, run_cycle
+from daemon.health import Heartbeat, stale_after
+from daemon.notify import Notifier
+from daemon.wakeup import Wakeup
 from orchestration.errors import RecordError, RetriableError
 
 log = logging.getLogger(__name__)
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
+def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = None) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.info("%s received, stopping after the current step", signal.Signals(signum).name)
+        if notifier is not None:
+            notifier.stopping("stopping: finishing the current cycle")
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
 
 
-def safe_cycle(ctx: Context) -> None:
-    """One cycle; passing failures are logged and left to the next cycle."""
+def safe_cycle(ctx: Context) -> CycleReport | None:
+    """One cycle; passing failures are logged and left to the next cycle (None then)."""
     try:
         report = run_cycle(ctx)
     except RetriableError as exc:
         log.warning("cycle interrupted, will retry: %s", exc)
+        return None
     except RecordError as exc:
         log.error("cycle stopped on a record, will retry: %s", exc)
-    else:
-        if not report.idle:
-            log.info(
-                "cycle: %d polled, %d planned, %d dispatched, %d written",
-                report.polled,
-                report.planned,
-                report.dispatched,
-                report.written,
-            )
+        return None
+    except (OperationalError, IntegrityError) as exc:
+        # The database went away for a moment, or (several instances) chose this cycle as
+        # a deadlock victim or saw another instance insert first: the next cycle redoes it.
+        log.warning("cycle interrupted by the database, will retry: %s", exc.orig)
+        return None
+    if not report.idle:
+        log.info(
+            "cycle: %d polled, %d planned, %d dispatched, %d written",
+            report.polled,
+            report.planned,
+            report.dispatched,
+            report.written,
+        )
+    return report
 
 
-def run_forever(ctx: Context, interval: float, stop: threading.Event) -> None:
-    """Run cycles every ``interval`` seconds until ``stop`` is set.
+def next_wait(ctx: Context, interval: float, report: CycleReport | None = None) -> float:
+    """Seconds from the end of one cycle to the start of the next: the Salesforce budget's
+    pace (``interval`` while work goes on, backing off while polls find nothing).
 
-    The wait is on the stop event, not a sleep, so a signal ends the wait at once; a cycle
-    that is running finishes its current step (each commits on its own) before the loop
-    sees the event.
+    An instance that does not lead polls nothing: it waits ``interval`` at most (woken
+    sooner by a notification, daemon.wakeup), ready to take the lead within a few seconds.
     """
-    scheduler = schedule.Scheduler()
-    # schedule types the interval as int but takes any number of seconds (timedelta).
-    scheduler.every(interval).seconds.do(safe_cycle, ctx)  # type: ignore[arg-type]
-    safe_cycle(ctx)
-    while not stop.is_set():
-        scheduler.run_pending()
-        idle = scheduler.idle_seconds
-        stop.wait(timeout=min(max(idle if idle is not None else interval, 0.05), interval))
+    wait = pacing.next_wait(ctx, report)
+    return wait if ctx.membership.leading else min(wait, interval)
+
+
+class Pulse:
+    """Beats the heartbeat and, rate-limited, systemd's watchdog."""
+
+    def __init__(self, notifier: Notifier, heartbeat: Heartbeat) -> None:
+        self.notifier = notifier
+        self.heartbeat = heartbeat
+        period = notifier.watchdog_period
+        self._every = None if period is None else period / 4
+        self._last_ping = -float("inf")
+
+    def beat(self, *_args: Any) -> None:
+        self.heartbeat.beat()
+        self._ping()
+
+    def _ping(self) -> None:
+        if self._every is None:
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= self._every:
+            self._last_ping = now
+            self.notifier.watchdog()
+
+    @property
+    def max_wait(self) -> float | None:
+        """The longest the loop may wait without a beat (half the watchdog period)."""
+        return None if self._every is None else self._every * 2
+
+    def wait(
+        self, stop: threading.Event, seconds: float, interval: float, wakeup: Wakeup | None = None
+    ) -> None:
+        """Wait ``seconds`` or until ``stop`` is set (or ``wakeup`` says work is ready),
+        beating at least every ``interval``."""
+        slice_ = min(interval, self.max_wait or interval)
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.beat()
+            if wakeup is None:
+                stop.wait(timeout=min(left, slice_))
+            elif wakeup.wait(min(left, slice_)):
+                return
+
+
+def run_forever(
+    ctx: Context,
+    interval: float,
+    stop: threading.Event,
+    *,
+    notifier: Notifier | None = None,
+    heartbeat: Heartbeat | None = None,
+    wakeup: Wakeup | None = None,
+) -> None:
+    """Run cycles, ``interval`` seconds apart, until ``stop`` is set.
+
+    The wait is on the stop event, not a sleep, so a signal ends the wait at once. A cycle
+    that is running finishes before the loop sees the event; each of its steps commits on
+    its own, so if systemd's ``TimeoutStopSec`` kills it first, the next start resends what
+    was in flight under the same idempotency keys (nothing is lost or doubled).
+    """
+    notifier = notifier or Notifier()
+    heartbeat = heartbeat or Heartbeat(stale_after(interval))
+    pulse = Pulse(notifier, heartbeat)
+    on_commit = pulse.beat  # one bound method, so the same one is removed
+    event.listen(ctx.sessions, "after_commit", on_commit)
+    try:
+        while not stop.is_set():
+            heartbeat.cycle_started()
+            pulse.beat()
+            if heartbeat.cycles == 1:
+                notifier.ready("first cycle: polling Salesforce")
+            else:
+                notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
+            report = safe_cycle(ctx)
+            heartbeat.cycle_ended()
+            wait = next_wait(ctx, interval, report)
+            notifier.status(_describe(heartbeat.cycles, report, wait))
+            pulse.wait(stop, wait, interval, wakeup)
+    finally:
+        event.remove(ctx.sessions, "after_commit", on_commit)
+    notifier.stopping("stopped")
     log.info("stopped")
+
+
+def _describe(cycles: int, report: CycleReport | None, wait: float) -> str:
+    if report is None:
+        return f"cycle {cycles} interrupted (see the log); next in {wait:g} s"
+    return (
+        f"cycle {cycles}: {report.polled} polled, {report.planned} planned, "
+        f"{report.dispatched} dispatched, {report.written} written; next in {wait:g} s"
+    )

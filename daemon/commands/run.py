@@ -22,24 +22,61 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from daemon import db, instances
     from daemon.app import context
+    from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
+    from daemon.notify import Notifier
+    from daemon.web import Listener, create_app, daemon_routes
 
     settings = load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
+    notifier = Notifier()
+    notifier.status("starting: settings, database, Salesforce login")
+    single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
     ctx = context(settings)
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, notifier)
+    heartbeat = Heartbeat(stale_after(settings.poll_interval))
+    listener = None
+    if settings.http_enabled:
+        routes = daemon_routes(ctx, operator_token=settings.operator_token)
+        app = create_app(ctx, heartbeat=heartbeat, extra_routes=routes)
+        listener = Listener(app, settings.http_host, settings.http_port)
+        listener.start()
+        notifier.status(f"HTTP listener on {listener.url}")
     log.info("orderflow running, polling every %g s", settings.poll_interval)
-    run_forever(ctx, settings.poll_interval, stop)
+    try:
+        with instances.running(ctx, stop) as wakeup:
+            run_forever(
+                ctx,
+                settings.poll_interval,
+                stop,
+                notifier=notifier,
+                heartbeat=heartbeat,
+                wakeup=wakeup,
+            )
+    finally:
+        if listener is not None:
+            listener.stop()
+        if single is not None:
+            single.release()
     return 0
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from daemon import db, instances
     from daemon.app import context
     from daemon.loop import safe_cycle
 
     settings = load_settings()
-    logs.configure(settings.log_level)
-    safe_cycle(context(settings))
+    logs.configure(settings.log_level, fmt=settings.log_format)
+    single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
+    ctx = context(settings)
+    try:
+        with instances.running(ctx, threading.Event(), listen=False):
+            safe_cycle(ctx)
+    finally:
+        if single is not None:
+            single.release()
     return 0

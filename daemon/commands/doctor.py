@@ -1,0 +1,223 @@
+"""``orderflow doctor``: is everything Orderflow needs there? A pass/fail list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from daemon import logs
+from orchestration.errors import OrderflowError
+
+Status = Literal["pass", "fail", "skip"]
+#: Below this share of the daily allowance left, the budget check fails.
+LOW_BUDGET = 0.10
+
+HELP = """\
+Checks, in order: settings; the rules file and the systems it needs; the database (connects,
+schema at the newest migration); Salesforce (login, API budget, and with describe each
+object and field Orderflow reads or writes: salesforce/fields.py); each downstream system
+(an HTTP request to its base URL: any HTTP answer means reachable). A check whose
+prerequisite failed is skipped.
+
+--json keys (stable):
+  ok       true when no check failed
+  checks   [{name, status ("pass", "fail" or "skip"), detail}]
+check names: settings, rules, database, salesforce.login, salesforce.api_budget,
+  salesforce.describe.<Object>, downstream.<system>
+
+Exit codes: 0 every check passed; 1 a check failed.
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def register(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check settings, database, Salesforce and downstream systems",
+        description="Check everything Orderflow needs; a pass/fail list.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    doctor.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    logs.configure("ERROR")  # the list is the output; passing noise would only hide it
+    checks = run_checks()
+    ok = all(c.status != "fail" for c in checks)
+    if args.json:
+        print(json.dumps({"ok": ok, "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            print(f"{c.status.upper():<4}  {c.name:<{width}}  {c.detail}")
+        failed = sum(c.status == "fail" for c in checks)
+        print(f"{failed} of {len(checks)} checks failed" if failed else "all checks passed")
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
+def run_checks() -> list[Check]:
+    """Every check, in order; one that cannot run for want of another is skipped."""
+    from daemon.settings import load_settings
+
+    checks: list[Check] = []
+    try:
+        settings = load_settings()
+    except OrderflowError as exc:
+        checks.append(_fail("settings", exc))
+        for name in ("rules", "database", "salesforce.login", "downstream"):
+            checks.append(Check(name, "skip", "needs valid settings"))
+        return checks
+    checks.append(Check("settings", "pass", "every ORDERFLOW_* setting is valid"))
+    checks.append(_guard("rules", lambda: _rules(settings)))
+    checks.append(_guard("database", lambda: _database(settings)))
+    checks.extend(_salesforce(settings))
+    checks.extend(_downstream(settings))
+    return checks
+
+
+def _guard(name: str, check: Callable[[], str]) -> Check:
+    """Run a check: its detail on success, the error (redacted) on failure."""
+    try:
+        return Check(name, "pass", check())
+    except Exception as exc:
+        return _fail(name, exc)
+
+
+def _fail(name: str, exc: BaseException) -> Check:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return Check(name, "fail", logs.redact(text))
+
+
+def _rules(settings: Any) -> str:
+    from daemon.app import rules
+
+    ruleset = rules(settings)
+    missing = [s for s in ruleset.systems if s not in settings.system_urls()]
+    if missing:
+        raise OrderflowError(
+            f"the rules send tasks to {missing[0]!r}; set ORDERFLOW_{missing[0].upper()}_URL"
+        )
+    return f"{settings.rules_file.name} version {ruleset.version}"
+
+
+def _database(settings: Any) -> str:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from daemon import db
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        name = engine.url.database
+        on_disk = engine.dialect.name == "sqlite" and name and name != ":memory:"
+        if on_disk and not Path(str(name)).is_file():
+            raise OrderflowError(f"no database file {name} ('orderflow db upgrade' makes it)")
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    if current != heads:
+        at = ", ".join(sorted(current)) or "no schema"
+        raise OrderflowError(
+            f"schema at {at}, this version needs {', '.join(sorted(heads))} "
+            "(run 'orderflow db upgrade')"
+        )
+    return f"{engine.url.render_as_string(hide_password=True)} at migration {', '.join(heads)}"
+
+
+def _salesforce(settings: Any) -> list[Check]:
+    from daemon.app import salesforce
+    from salesforce import fields
+    from salesforce.errors import translate
+
+    try:
+        gateway = salesforce(settings)
+    except Exception as exc:
+        return [
+            _fail("salesforce.login", exc),
+            Check("salesforce.api_budget", "skip", "needs a Salesforce login"),
+            Check("salesforce.describe", "skip", "needs a Salesforce login"),
+        ]
+    sf = gateway.sf
+
+    def call(what: str, path: str) -> Any:
+        try:
+            return sf.restful(path, method="GET", timeout=settings.sf_timeout)
+        except Exception as exc:
+            raise translate(exc, what) from exc
+
+    checks = [Check("salesforce.login", "pass", f"logged in to {sf.sf_instance}")]
+    checks.append(_guard("salesforce.api_budget", lambda: _budget(call("limits", "limits"))))
+    for sobject in fields.objects():
+        wanted = fields.READ_FIELDS.get(sobject, ())
+        written = fields.WRITTEN_FIELDS.get(sobject, ())
+        checks.append(
+            _guard(
+                f"salesforce.describe.{sobject}",
+                lambda o=sobject, r=wanted, w=written: _fields(  # type: ignore[misc]
+                    o, call(f"describe {o}", f"sobjects/{o}/describe"), r, w
+                ),
+            )
+        )
+    return checks
+
+
+def _budget(limits: Any) -> str:
+    daily = limits["DailyApiRequests"]
+    most, left = int(daily["Max"]), int(daily["Remaining"])
+    detail = f"{most - left} of {most} daily API calls used, {left} left"
+    if most and left < most * LOW_BUDGET:
+        raise OrderflowError(f"{detail}: under {LOW_BUDGET:.0%} of the allowance")
+    return detail
+
+
+def _fields(sobject: str, describe: Any, read: tuple[str, ...], written: tuple[str, ...]) -> str:
+    present = {f["name"].lower(): f for f in describe["fields"]}
+    missing = [f for f in dict.fromkeys((*read, *written)) if f.lower() not in present]
+    if missing:
+        raise OrderflowError(f"{sobject}: missing field(s) {', '.join(missing)}")
+    locked = [f for f in written if not present[f.lower()].get("updateable")]
+    if locked:
+        raise OrderflowError(f"{sobject}: not updateable for this user: {', '.join(locked)}")
+    return f"{len(read)} read and {len(written)} written fields present"
+
+
+def _downstream(settings: Any) -> list[Check]:
+    import requests
+
+    from daemon.http import make_session
+
+    http = make_session(settings.downstream_ca_bundle)
+    timeout = min(settings.downstream_timeout, 10.0)
+    checks = []
+    for name, (url, _token) in sorted(settings.system_urls().items()):
+        try:
+            answer = http.get(url, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+            checks.append(Check(f"downstream.{name}", "fail", f"{url} unreachable: {reason}"))
+            continue
+        checks.append(
+            Check(f"downstream.{name}", "pass", f"{url} answered HTTP {answer.status_code}")
+        )
+    return checks
