@@ -1,11 +1,18 @@
 """Writeback: what Salesforce should show, derived from the store, differences only.
 
-Per Order: ``Fulfillment_Status__c``, ``Fulfillment_Progress__c``, ``Fulfillment_Message__c``
-(and ``Fulfillment_Updated__c`` stamped on each write); per OrderItem with steps of its
-own: ``Fulfillment_Status__c``. What was last written is kept per record
-(:class:`daemon.models.SfWriteback`), so a wave sends only what changed: sObject
-Collections of 200, ``allOrNone`` false, five to a Composite call, an order's lines in the
-same request. Every record's result is read:
+Per Order: fulfillment status, jeopardy (the worst of its open steps), a message (a human
+sentence: which step failed or is at risk and why), progress, and ``Fulfillment_Updated__c``
+stamped on each write; per OrderItem with steps of its own: status and jeopardy (the worst
+of its steps); per step, a ``Fulfillment_Task__c`` record upserted by its external id
+``Task_Key__c`` (a child of the Order: the plan as a related list). The field names are
+``ctx.status_fields`` (:class:`salesforce.fields.StatusFields`).
+
+Everything is derived from plan and task state (status, jeopardy, flags set by others, such
+as amendments' Superseded and point-of-no-return flags), so whatever they set flows through.
+What was last written is kept per record (:class:`daemon.models.SfWriteback`, tasks by their
+key), so a wave sends only what changed: sObject Collections of 200, ``allOrNone`` false,
+five to a Composite call, an order's lines and tasks in the same request where they fit.
+Every record's result is read:
 
 - success: remembered as written;
 - transient (UNABLE_TO_LOCK_ROW, ...): tried again on a later cycle, backing off;
@@ -17,113 +24,153 @@ same request. Every record's result is read:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.context import Context
-from daemon.models import Plan, SfWriteback, Task
+from daemon.jeopardy import SlaCache, refresh_plan
+from daemon.models import Plan, SfWriteback
 from daemon.sf_state import save_budget
+from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
-from orchestration.plan import rollup
-from orchestration.states import StepState
-from salesforce.batches import collection_requests
+from salesforce.batches import CollectionRequest, collection_requests
+from salesforce.fields import ORDER, ORDER_ITEM, WRITTEN_FIELDS, StatusFields
 from salesforce.gateway import WriteResult
-from salesforce.poller import ORDER, ORDER_ITEM, soql_datetime
+from salesforce.poller import soql_datetime
 
 log = logging.getLogger(__name__)
 
-STATUS = "Fulfillment_Status__c"
-PROGRESS = "Fulfillment_Progress__c"
-MESSAGE = "Fulfillment_Message__c"
-UPDATED = "Fulfillment_Updated__c"
+_DEFAULT = StatusFields()
+STATUS = _DEFAULT.order_status
+PROGRESS = _DEFAULT.order_progress
+MESSAGE = _DEFAULT.order_message
+UPDATED = _DEFAULT.order_updated
 #: Every field writeback sets, by object (the metadata test checks each is deployed).
-FIELDS_WRITTEN = {ORDER: (STATUS, PROGRESS, MESSAGE, UPDATED), ORDER_ITEM: (STATUS,)}
+FIELDS_WRITTEN = {
+    **WRITTEN_FIELDS,
+    _DEFAULT.task_object: (*WRITTEN_FIELDS[_DEFAULT.task_object], _DEFAULT.task_order),
+}
 BATCH = 5000
 MAX_BACKOFF = 300.0
+#: Salesforce's answer when a field may not be written on update (the task's Order lookup).
+NOT_UPDATEABLE = "INVALID_FIELD_FOR_INSERT_UPDATE"
+_PARENT = "__parent"
 
 
 @dataclass(frozen=True)
 class Change:
     sobject: str
+    #: The record's Id; for upserted records (tasks), its external id.
     sf_id: str
     parent_id: str | None
     fields: dict[str, Any]
 
 
-def write_back(ctx: Context, batch: int = BATCH) -> int:
-    """Write what differs between the store and Salesforce. Returns the records written."""
+@dataclass
+class Wave:
+    changes: list[Change] = field(default_factory=list)
+    #: Orders of the plans looked at: their rows are marked seen after the wave.
+    examined: list[str] = field(default_factory=list)
+
+
+def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
+    """Write what differs between the store and Salesforce. Returns the records written.
+
+    ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
+    late it is: it is written when that changes (at most once a minute)."""
     now = ctx.clock()
-    with ctx.sessions() as session:
-        changes = pending_changes(session, now, batch)
-    if not changes:
+    names = ctx.status_fields
+    with ctx.sessions.begin() as session:
+        wave = pending_changes(session, now, batch, names, late=late)
+    if not wave.changes:
+        _mark_seen(ctx, wave.examined, now, names)
         return 0
-    stamp = soql_datetime(now)
-    orders = [{"Id": c.sf_id, **c.fields, UPDATED: stamp} for c in changes if c.sobject == ORDER]
-    lines = [
-        {"Id": c.sf_id, "OrderId": c.parent_id, **c.fields}
-        for c in changes
-        if c.sobject == ORDER_ITEM
-    ]
-    requests = [
-        *collection_requests(ORDER, orders),
-        *collection_requests(ORDER_ITEM, lines, parent="OrderId"),
-    ]
+    requests = _requests(wave.changes, names, soql_datetime(now))
     try:
         answers = ctx.gateway.write(requests)
     except RetriableError as exc:
         level = logging.WARNING if isinstance(exc, BudgetExhausted) else logging.INFO
-        log.log(level, "writeback of %d records put off: %s", len(changes), exc)
+        log.log(level, "writeback of %d records put off: %s", len(wave.changes), exc)
         save_budget(ctx)
         return 0
-    results = {
-        (req.sobject, r.id): r for req, rs in zip(requests, answers, strict=True) for r in rs
-    }
-    written = _record(ctx, changes, results, now)
+    results: dict[tuple[str, str], WriteResult] = {}
+    for req, answer in zip(requests, answers, strict=True):
+        for record, result in zip(req.records, answer, strict=False):
+            results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
+    written = _record(ctx, wave.changes, results, now, names)
+    _mark_seen(ctx, wave.examined, now, names)
     save_budget(ctx)
     return written
 
 
-def pending_changes(session: Session, now: datetime, limit: int = BATCH) -> list[Change]:
-    """The field values that differ from what Salesforce was last sent, per record."""
-    changes: list[Change] = []
-    for plan in _candidates(session, now, limit):
-        live = [t for t in plan.tasks if t.revision == plan.revision]
-        desired: dict[tuple[str, str, str | None], dict[str, Any]] = {
-            (ORDER, plan.order_id, None): _order_fields(plan, live)
-        }
-        for line_id, states in _line_states(live).items():
-            status = rollup(states)[0].value
-            desired[(ORDER_ITEM, line_id, plan.order_id)] = {STATUS: status}
+def _requests(
+    changes: Sequence[Change], names: StatusFields, stamp: str
+) -> list[CollectionRequest]:
+    orders, lines, tasks = [], [], []
+    for c in changes:
+        if c.sobject == ORDER:
+            orders.append({"Id": c.sf_id, **c.fields, names.order_updated: stamp})
+        elif c.sobject == ORDER_ITEM:
+            lines.append({"Id": c.sf_id, _PARENT: c.parent_id, **c.fields})
+        else:
+            tasks.append({names.task_key: c.sf_id, _PARENT: c.parent_id, **c.fields})
+    return [
+        *collection_requests(ORDER, orders),
+        *collection_requests(ORDER_ITEM, lines, parent=_PARENT),
+        *collection_requests(names.task_object, tasks, parent=_PARENT, ext_field=names.task_key),
+    ]
+
+
+def pending_changes(
+    session: Session,
+    now: datetime,
+    limit: int = BATCH,
+    names: StatusFields = _DEFAULT,
+    *,
+    late: bool = False,
+) -> Wave:
+    """The field values that differ from what Salesforce was last sent, per record.
+
+    Each plan looked at has its jeopardy brought up to ``now`` first (committed with the
+    session), so what is written and what the store says agree."""
+    wave = Wave()
+    slas = SlaCache()
+    for plan in _candidates(session, now, limit, names, late=late):
+        refresh_plan(plan, now, slas)
+        wave.examined.append(plan.order_id)
         rows = _rows(session, plan)
-        for (sobject, sf_id, parent), fields in desired.items():
-            row = rows.get((sobject, sf_id))
-            diff = _diff(row, fields, now)
+        for (sobject, sf_id, parent), fields in desired(plan, now, names).items():
+            diff = _diff(rows.get((sobject, sf_id)), fields, now)
             if diff:
-                changes.append(Change(sobject, sf_id, parent, diff))
-    return changes
+                wave.changes.append(Change(sobject, sf_id, parent, diff))
+    return wave
 
 
-def _candidates(session: Session, now: datetime, limit: int) -> list[Plan]:
-    """Plans changed since their Order was last written, or with a retry due."""
+def _candidates(
+    session: Session, now: datetime, limit: int, names: StatusFields, *, late: bool
+) -> list[Plan]:
+    """Plans changed since their Order was last written, with a retry due, or (``late``)
+    Late."""
     wb = SfWriteback
+    wanted = [
+        wb.sf_id.is_(None),
+        Plan.updated_at >= wb.updated_at,
+        wb.retry_at <= now,
+        Plan.id.in_(_plans_with_child_retries(now)),
+    ]
+    if late:
+        wanted.append(Plan.jeopardy == "Late")
     query = (
         select(Plan)
         .outerjoin(wb, and_(wb.sobject == ORDER, wb.sf_id == Plan.order_id))
         .where(Plan.sf_deleted_at.is_(None))
         .where(Plan.kind == "order")  # invoice transfers are written by daemon.invoices
-        .where(
-            or_(
-                wb.sf_id.is_(None),
-                Plan.updated_at >= wb.updated_at,
-                wb.retry_at <= now,
-                Plan.id.in_(_plans_with_line_retries(now)),
-            )
-        )
+        .where(or_(*wanted))
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)
         .limit(limit)
@@ -131,7 +178,7 @@ def _candidates(session: Session, now: datetime, limit: int) -> list[Plan]:
     return list(session.scalars(query))
 
 
-def _plans_with_line_retries(now: datetime) -> Any:
+def _plans_with_child_retries(now: datetime) -> Any:
     return (
         select(Plan.id)
         .join(SfWriteback, SfWriteback.parent_id == Plan.order_id)
@@ -149,26 +196,6 @@ def _rows(session: Session, plan: Plan) -> dict[tuple[str, str], SfWriteback]:
         )
     )
     return {(r.sobject, r.sf_id): r for r in rows}
-
-
-def _order_fields(plan: Plan, live: list[Task]) -> dict[str, Any]:
-    message = plan.flag or next(
-        (
-            t.message
-            for t in live
-            if t.message and t.state in (StepState.FATALLY_FAILED, StepState.FAILED)
-        ),
-        None,
-    )
-    return {STATUS: plan.status, PROGRESS: plan.progress, MESSAGE: (message or None)}
-
-
-def _line_states(live: Iterable[Task]) -> dict[str, list[StepState]]:
-    states: dict[str, list[StepState]] = {}
-    for task in live:
-        if task.line_id:
-            states.setdefault(task.line_id, []).append(StepState(task.state))
-    return states
 
 
 def _diff(row: SfWriteback | None, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -192,12 +219,15 @@ def _record(
     changes: list[Change],
     results: dict[tuple[str, str], WriteResult],
     now: datetime,
+    names: StatusFields,
 ) -> int:
     written = 0
-    with ctx.sessions.begin() as session:
+    with ctx.sessions.begin() as session, session.no_autoflush:
+        rows = _rows_of(session, changes)
+        plans = _plans_of(session, [c.sf_id for c in changes if c.sobject == ORDER])
         for change in changes:
             result = results.get((change.sobject, change.sf_id))
-            row = session.get(SfWriteback, (change.sobject, change.sf_id))
+            row = rows.get((change.sobject, change.sf_id))
             if row is None:
                 row = SfWriteback(
                     sobject=change.sobject,
@@ -217,6 +247,12 @@ def _record(
             elif result is None or result.transient:
                 row.attempts += 1
                 row.retry_at = now + _backoff(row.attempts)
+            elif _lookup_refused(change, result, names):
+                # The task exists already (its write was lost to us): its Order lookup is
+                # set and may not be sent again; the rest goes on the next cycle.
+                row.written = {**row.written, names.task_order: change.fields[names.task_order]}
+                row.attempts += 1
+                row.retry_at = now
             else:
                 row.error_code = result.code
                 row.error = f"{result.code}: {result.message}"[:500]
@@ -228,18 +264,62 @@ def _record(
                     result.code,
                     extra={"sobject": change.sobject, "sf_id": change.sf_id},
                 )
-            if change.sobject == ORDER:
-                _mirror_on_plan(session, change, row)
+            plan = plans.get(change.sf_id) if change.sobject == ORDER else None
+            if plan is not None:
+                plan.writeback_error = row.error
+                if row.error is None and names.order_status in row.written:
+                    plan.written_status = row.written[names.order_status]
     return written
 
 
-def _mirror_on_plan(session: Session, change: Change, row: SfWriteback) -> None:
-    plan = session.scalars(select(Plan).where(Plan.order_id == change.sf_id)).one_or_none()
-    if plan is None:
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _rows_of(session: Session, changes: Sequence[Change]) -> dict[tuple[str, str], SfWriteback]:
+    """The rows of the changed records, a query per object and 500 ids (not one per record)."""
+    ids: dict[str, list[str]] = {}
+    for change in changes:
+        ids.setdefault(change.sobject, []).append(change.sf_id)
+    found: dict[tuple[str, str], SfWriteback] = {}
+    for sobject, keys in ids.items():
+        for start in range(0, len(keys), _CHUNK):
+            query = select(SfWriteback).where(
+                SfWriteback.sobject == sobject, SfWriteback.sf_id.in_(keys[start : start + _CHUNK])
+            )
+            found.update(((r.sobject, r.sf_id), r) for r in session.scalars(query))
+    return found
+
+
+def _plans_of(session: Session, order_ids: Sequence[str]) -> dict[str, Plan]:
+    found: dict[str, Plan] = {}
+    for start in range(0, len(order_ids), _CHUNK):
+        query = select(Plan).where(Plan.order_id.in_(order_ids[start : start + _CHUNK]))
+        found.update((p.order_id, p) for p in session.scalars(query))
+    return found
+
+
+def _lookup_refused(change: Change, result: WriteResult, names: StatusFields) -> bool:
+    return (
+        change.sobject == names.task_object
+        and result.code == NOT_UPDATEABLE
+        and names.task_order in change.fields
+    )
+
+
+def _mark_seen(ctx: Context, order_ids: list[str], now: datetime, names: StatusFields) -> None:
+    """The Orders of plans looked at are up to date as of ``now``: not candidates again
+    until their plan changes (rows with a retry due stay candidates by their retry)."""
+    if not order_ids:
         return
-    plan.writeback_error = row.error
-    if row.error is None and STATUS in row.written:
-        plan.written_status = row.written[STATUS]
+    with ctx.sessions.begin() as session:
+        for start in range(0, len(order_ids), _CHUNK):
+            session.execute(
+                update(SfWriteback)
+                .where(SfWriteback.sobject == ORDER)
+                .where(SfWriteback.sf_id.in_(order_ids[start : start + _CHUNK]))
+                .where(SfWriteback.updated_at < now)
+                .values(updated_at=now)
+            )
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -151,7 +151,7 @@ _FIELDS: dict[str, list[FieldDef]] = {
     "Fulfillment_Task__c": [_ro("Name"), _ref("Order__c", "Order", updateable=False),
                             _f("Task_Key__c", external_id=True), _f("System__c", "picklist"),
                             _f("Step__c"), _f("State__c", "picklist"),
-                            _f("Jeopardy__c", "boolean"),
+                            _f("Jeopardy__c", "picklist"),
                             _f("Planned_Start__c", "datetime"),
                             _f("Actual_Start__c", "datetime"),
                             _f("Actual_End__c", "datetime"), _f("Due__c", "datetime"),

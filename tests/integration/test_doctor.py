@@ -41,6 +41,7 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
         "salesforce.describe.Order",
         "salesforce.describe.OrderItem",
         "salesforce.describe.Product2",
+        "salesforce.describe.Fulfillment_Task__c",
         "downstream.billing",
         "downstream.erp",
         "downstream.provisioning",
@@ -68,7 +69,7 @@ def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monke
         and "Fulfillment_Status__c" in line
         for line in text.splitlines()
     )
-    assert text.rstrip().endswith("1 of 11 checks failed")
+    assert text.rstrip().endswith("1 of 12 checks failed")
 
 
 def test_unreachable_system_and_missing_database_fail(world: World, monkeypatch, capsys, tmp_path):

@@ -21,7 +21,7 @@ def _writes(world: World) -> int:
     return world.emu.composite_subrequests.get("composite/sobjects", 0)
 
 
-def test_a_wave_of_1000_orders_is_5_collections_in_1_api_call(world: World, monkeypatch):
+def test_a_wave_of_1000_orders_packs_200_a_collection_5_to_a_call(world: World, monkeypatch):
     seed_demo_org(world.emu, orders=0)
     account = world.emu.records("Account")[0]["Id"]
     world.emu.insert_many(
@@ -35,12 +35,13 @@ def test_a_wave_of_1000_orders_is_5_collections_in_1_api_call(world: World, monk
     assert poll(ctx).planned == 1000
     before = world.emu.calls_by_kind
 
-    assert write_back(ctx) == 1000
+    # 1000 Orders and the 1000 Fulfillment_Task__c records of their one-step plans.
+    assert write_back(ctx) == 2000
 
     after = world.emu.calls_by_kind
-    assert after["composite"] - before["composite"] == 1
+    assert after["composite"] - before["composite"] == 2
     assert after["composite/sobjects"] == before["composite/sobjects"]
-    assert _writes(world) == 5
+    assert _writes(world) == 10
     statuses = {o["Fulfillment_Status__c"] for o in world.emu.records("Order")}
     assert statuses == {"Not Started"}
     # Nothing differs now: the next writeback sends nothing at all.

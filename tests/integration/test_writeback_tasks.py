@@ -1,0 +1,56 @@
+"""Fulfillment_Task__c records and configurable field names, over real HTTPS."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from daemon.cycle import run_cycle
+from daemon.models import SfWriteback
+from daemon.writeback import write_back
+from tests.integration.world import World
+
+
+def test_every_step_is_a_task_record_under_its_order(world: World, monkeypatch):
+    order = world.add_order("PLAT-PRO")
+    ctx = world.context(monkeypatch)
+    run_cycle(ctx)
+    records = world.emu.records("Fulfillment_Task__c")
+    with ctx.sessions() as session:
+        steps = session.query(SfWriteback).filter_by(sobject="Fulfillment_Task__c").count()
+    assert len(records) == steps > 3
+    assert {r["Order__c"] for r in records} == {order}
+    assert all(r["Task_Key__c"].startswith(f"{order}:") for r in records)
+    billing = next(r for r in records if r["System__c"] == "billing")
+    assert billing["State__c"] == "Completed" and billing["Actual_End__c"] is not None
+    assert billing["Step__c"].startswith("Billing: start subscription")
+
+
+def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypatch):
+    world.add_order("PLAT-PRO")
+    ctx = world.context(monkeypatch)
+    run_cycle(ctx)
+    before = len(world.emu.records("Fulfillment_Task__c"))
+    # What was written is forgotten (a restored backup): every record is sent again, and
+    # the Order lookup, not updateable on a record that exists, is refused at first.
+    with ctx.sessions.begin() as session:
+        session.execute(delete(SfWriteback))
+    write_back(ctx)
+    with ctx.sessions() as session:
+        waiting = session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count()
+        refused = session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count()
+    assert waiting == before and refused == 0
+    write_back(ctx)
+    with ctx.sessions() as session:
+        assert session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count() == 0
+        assert session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count() == 0
+    assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
+
+
+def test_field_names_are_configurable(world: World, monkeypatch):
+    order = world.add_order("PLAT-PRO")
+    renames = '{"OrderItem.Jeopardy_Status__c": "Description"}'
+    ctx = world.context(monkeypatch, sf_writeback_fields=renames)
+    run_cycle(ctx)
+    (line,) = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order]
+    assert line["Description"] == "On Track"
+    assert line["Jeopardy_Status__c"] is None

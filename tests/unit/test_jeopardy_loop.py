@@ -1,0 +1,49 @@
+"""The daemon's loop holds two jobs in a ``schedule.Scheduler``: the sync cycle, re-armed
+with the pacing's wait after each run, and the jeopardy sweep on its own cadence."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+from sqlalchemy.orm import sessionmaker
+
+from daemon import loop
+from daemon.cycle import CycleReport
+
+
+def run(monkeypatch, *, sweeps_before_stop: int, jeopardy_interval: float | None):
+    calls: list[str] = []
+    stop = threading.Event()
+
+    def cycle(_ctx):
+        calls.append("cycle")
+        if jeopardy_interval is None and calls.count("cycle") == 3:
+            stop.set()
+        return CycleReport()
+
+    def sweep(_ctx):
+        calls.append("sweep")
+        if calls.count("sweep") == sweeps_before_stop:
+            stop.set()
+
+    monkeypatch.setattr(loop, "safe_cycle", cycle)
+    monkeypatch.setattr(loop, "safe_sweep", sweep)
+    monkeypatch.setattr(loop, "next_wait", lambda _ctx, _interval, _report: 0.0)
+    ctx = SimpleNamespace(sessions=sessionmaker())
+    loop.run_forever(ctx, 0.001, stop, jeopardy_interval=jeopardy_interval)  # type: ignore[arg-type]
+    return calls
+
+
+def test_cycles_start_at_once_and_sweeps_run_on_their_own_cadence(monkeypatch):
+    calls = run(monkeypatch, sweeps_before_stop=2, jeopardy_interval=0.05)
+    assert calls[0] == "cycle", "the first cycle does not wait for the cadence"
+    assert calls.count("sweep") == 2
+    # The cycle, re-armed with the pacing's (zero) wait, is due long before the next sweep.
+    between = calls[calls.index("sweep") + 1 : len(calls) - 1]
+    assert "cycle" in between and "sweep" not in between
+
+
+def test_without_a_sweep_interval_only_cycles_run(monkeypatch):
+    calls = run(monkeypatch, sweeps_before_stop=1, jeopardy_interval=None)
+    assert calls == ["cycle"] * 3
