@@ -1,0 +1,65 @@
+"""An amendment that names the line it changes by a legacy CPQ subscription id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daemon.cli import main
+from daemon.cycle import run_cycle
+from remap.ids import to15, to18
+from tests.integration.amend_world import actions, effects, lines_of, no_duplicates, poll_now
+from tests.integration.world import World, run_until_settled
+
+PREFIXES = {"SBQQ__Subscription__c": "a1X", "SBQQ__QuoteLine__c": "a0R", "SBQQ__Quote__c": "a0Q"}
+REMAP = {
+    "remap_prefixes": json.dumps(PREFIXES),
+    "remap_reference_fields": '["OrderItem.SBQQ__Subscription__c"]',
+}
+
+
+def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
+    world: World, monkeypatch, tmp_path: Path
+):
+    order = world.add_order("ADD-AUDIT")
+    (line,) = lines_of(world, order)
+    ctx = world.context(monkeypatch, **REMAP)
+    run_cycle(ctx)
+    legacy = to18("a1X3Kp000000042")
+    crosswalk = tmp_path / "cw.csv"
+    crosswalk.write_text(
+        "legacy_id,legacy_type,standard_id,standard_type\n"
+        f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
+    )
+    assert main(["remap", "import", str(crosswalk)]) == 0
+    # The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
+    # OriginalOrderItemId, only the legacy subscription (15 characters) and the delta.
+    change = world.emu.insert(
+        "Order",
+        {
+            "AccountId": world.emu.get("Order", order)["AccountId"],
+            "Status": "Draft",
+            "EffectiveDate": "2026-12-01",
+            "Pricebook2Id": world.emu.get("Order", order)["Pricebook2Id"],
+        },
+    )
+    world.emu.insert(
+        "OrderItem",
+        {
+            "OrderId": change,
+            "PricebookEntryId": line["PricebookEntryId"],
+            "Quantity": 2,
+            "UnitPrice": line["UnitPrice"],
+            "SBQQ__Subscription__c": to15(legacy),
+        },
+    )
+    world.emu.update("Order", change, {"Status": "Activated"})
+    poll_now(ctx)
+    run_until_settled(ctx, world)
+
+    assert world.order_statuses() == {order: "Superseded", change: "Completed"}
+    assert actions(world, "billing") == ["subscriptions", "subscription-changes"]
+    (amended,) = effects(world, "billing", "subscription-changes")
+    assert (amended["order_item_id"], amended["quantity"]) == (line["Id"], 7.0)
+    assert [a["seats"] for a in world.stubs["provisioning"].active()] == [7]
+    assert no_duplicates(world)
