@@ -1,33 +1,63 @@
-"""The database: engine set-up and schema migrations (Alembic), for SQLite and PostgreSQL."""
+"""The database: engine set-up and schema migrations (Alembic), for SQLite and PostgreSQL.
+
+SQLite is the single-instance default: :func:`hold_single_instance` takes an exclusive
+``fcntl`` lock on a file next to the database for the life of the process, so a second
+``orderflow run`` on the same file is refused at once (the kernel drops the lock when the
+holder dies, even by SIGKILL: no stale lock to clean up). PostgreSQL takes several
+instances; they coordinate through the database itself (daemon.instances, daemon.claims).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestration.errors import ConfigError
+from orchestration.errors import ConfigError, FatalError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Connections per instance on PostgreSQL: the loop, a dispatch thread per call in flight
+#: (ORDERFLOW_DISPATCH_CONCURRENCY per system) and the HTTP listener's callbacks.
+PG_POOL_SIZE, PG_MAX_OVERFLOW = 10, 30
 
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so readers never block it."""
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        if url.startswith("postgresql"):
+            engine = create_engine(
+                url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW
+            )
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"setting ORDERFLOW_DATABASE_URL: cannot use {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def libpq_url(engine: Engine) -> str:
+    """The engine's URL as libpq takes it, for the dedicated psycopg connections of the
+    leader lock and LISTEN (daemon.instances, daemon.wakeup). Holds the password: never log."""
+    url: URL = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,7 +79,54 @@ def upgrade(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as connection:
+            if is_postgres(engine):
+                # Instances started together: one migrates, the others wait for it.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7311995)")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise ConfigError(f"database {engine.url!r}: {exc.orig}") from exc
+
+
+class InstanceLock:
+    """The exclusive lock one instance holds on a SQLite database (see the module doc)."""
+
+    def __init__(self, path: Path, handle: IO[str]) -> None:
+        self.path = path
+        self._handle = handle
+
+    def release(self) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+def hold_single_instance(url: str) -> InstanceLock | None:
+    """On a SQLite file, lock it for this process or raise FatalError naming the holder.
+
+    None for PostgreSQL (several instances are welcome) and in-memory databases.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # make_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    database = Path(str(parsed.database))
+    path = database.with_name(database.name + ".instance.lock")
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise FatalError(
+            f"database {database} is in use by another orderflow instance ({holder}); "
+            "SQLite runs one instance: use PostgreSQL (ORDERFLOW_DATABASE_URL="
+            "postgresql+psycopg://...) to run several"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return InstanceLock(path, handle)
