@@ -29,8 +29,19 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Figures, not tests: each prints its table (docs/BENCHMARKS.md records the latest).
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.api_economy
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.resync_memory
+	$(BIN)/python -m bench.scale
+
+# SIGKILL and restart, faults on every link, the bad-input corpus (short runs: make test).
+reliability: $(STAMP)
+	$(BIN)/python -m reliability.crash
+	$(BIN)/python -m reliability.faults
+	$(BIN)/python -m reliability.bad_inputs
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
+from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
 from sqlalchemy import Engine
 
-from daemon import db
+from daemon import connectors, db, instances, logs, wakeup
 from daemon.context import Context
+from daemon.crosswalk import Remapper
 from daemon.http import make_session
+from daemon.notifications import Webhook
 from daemon.settings import Settings
-from downstream.http import HttpJsonConnector
 from downstream.protocol import DownstreamSystem
 from orchestration.errors import ConfigError
 from orchestration.rules import RuleSet, load_rules
 from salesforce import auth
+from salesforce.budget import PacePolicy, Pacer
 from salesforce.gateway import SalesforceGateway
-from salesforce.poller import LINE_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
+from salesforce.poller import LINE_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS, PollFields
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,14 @@ def utcnow() -> datetime:
 
 
 def rules(settings: Settings) -> RuleSet:
-    return load_rules(settings.rules_file, POLLED_FIELDS)
+    from daemon.auto import REGISTRY
+
+    polled = {
+        "order": (*settings.sf_order_fields, *settings.remap_config().fields_of("Order")),
+        "line": (*settings.sf_order_item_fields, *settings.remap_config().fields_of("OrderItem")),
+        "product": tuple(settings.sf_product_fields),
+    }
+    return load_rules(settings.rules_file, polled, REGISTRY)
 
 
 def database(settings: Settings) -> Engine:
@@ -42,63 +52,102 @@ def database(settings: Settings) -> Engine:
 
 
 def salesforce(settings: Settings) -> SalesforceGateway:
-    """Log in as the settings say and wrap the client in the gateway."""
+    """Log in as the settings say and wrap the client in the gateway.
+
+    A refused login raises FatalError (the daemon stops with that one message); the
+    gateway keeps the login function to renew an expired session once per call.
+    """
     http = make_session(settings.sf_ca_bundle)
-    if settings.sf_session_id is not None:
-        if settings.sf_instance_url is None:
-            raise ConfigError("setting ORDERFLOW_SF_INSTANCE_URL: needed with a session id")
-        token, instance = settings.sf_session_id.get_secret_value(), str(settings.sf_instance_url)
-    elif settings.sf_client_id and settings.sf_client_secret:
-        session = auth.client_credentials(
-            http,
-            str(settings.sf_login_url),
-            settings.sf_client_id,
-            settings.sf_client_secret.get_secret_value(),
-            timeout=settings.sf_timeout,
-        )
-        token, instance = session.access_token, session.instance_url
-    else:
-        raise ConfigError(
-            "setting ORDERFLOW_SF_SESSION_ID: no Salesforce credentials "
-            "(give a session id and instance URL, or a client id and secret)"
-        )
-    sf = Salesforce(
-        instance_url=instance.rstrip("/"),
-        session_id=token,
-        session=http,
-        version=settings.sf_api_version,
+    creds = auth.Credentials(
+        mode=settings.sf_auth,
+        login_url=str(settings.sf_login_url),
+        consumer_key=settings.sf_client_id,
+        consumer_secret=secret(settings.sf_client_secret),
+        username=settings.sf_username,
+        password=secret(settings.sf_password),
+        security_token=secret(settings.sf_security_token),
+        private_key_file=settings.sf_private_key_file,
+        session_id=secret(settings.sf_session_id),
+        instance_url=str(settings.sf_instance_url) if settings.sf_instance_url else None,
+        api_version=settings.sf_api_version,
     )
-    return SalesforceGateway(sf, timeout=settings.sf_timeout)
+    login = auth.login_function(creds, http, timeout=settings.sf_timeout)
 
-
-def systems(settings: Settings) -> dict[str, DownstreamSystem]:
-    http = make_session(settings.downstream_ca_bundle)
-    return {
-        name: HttpJsonConnector(
-            name,
-            url,
-            http,
-            token=token.get_secret_value() if token else None,
-            timeout=settings.downstream_timeout,
+    def connect() -> Salesforce:
+        session = login()
+        logs.add_secrets([session.access_token])  # as secret as what got it
+        return Salesforce(
+            instance_url=session.instance_url.rstrip("/"),
+            session_id=session.access_token,
+            session=http,
+            version=settings.sf_api_version,
         )
-        for name, (url, token) in settings.system_urls().items()
-    }
+
+    renewable = creds.resolved_mode() != "session"
+    policy = PacePolicy(
+        interval=settings.poll_interval,
+        max_idle=max(settings.sf_poll_max_interval, settings.poll_interval),
+        reserve=settings.sf_api_reserve,
+        reserve_interval=settings.sf_reserve_poll_interval,
+    )
+    return SalesforceGateway(
+        connect(),
+        timeout=settings.sf_timeout,
+        relogin=connect if renewable else None,
+        pacer=Pacer(policy),
+    )
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def poll_fields(settings: Settings) -> PollFields:
+    """The fields polled and the Order status filter, from the settings."""
+    return PollFields(
+        statuses=tuple(settings.sf_order_statuses),
+        order=(*settings.sf_order_fields, *settings.remap_config().fields_of("Order")),
+        line=(*settings.sf_order_item_fields, *settings.remap_config().fields_of("OrderItem")),
+        product=tuple(settings.sf_product_fields),
+        invoice=tuple(settings.sf_invoice_fields),
+        invoice_line=tuple(settings.sf_invoice_line_fields),
+    )
+
+
+def systems(settings: Settings, names: Iterable[str] = ()) -> dict[str, DownstreamSystem]:
+    """The downstream systems with a URL (ORDERFLOW_{NAME}_*): the default three and any
+    other the rules name; see daemon.connectors."""
+    return dict(connectors.build_all(settings, names))
 
 
 def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Context:
     ruleset = rules(settings)
-    missing = [s for s in ruleset.systems if s not in settings.system_urls()]
+    downstream = systems(settings, ruleset.systems)
+    missing = [s for s in ruleset.systems if s not in downstream]
     if missing:
         name = f"ORDERFLOW_{missing[0].upper()}_URL"
         raise ConfigError(f"setting {name}: the rules send tasks to {missing[0]!r}; set its URL")
     engine = database(settings)
-    return Context(
+    ctx = Context(
         sessions=db.sessions(engine),
         gateway=salesforce(settings),
-        systems=systems(settings),
+        systems=downstream,
         ruleset=ruleset,
         clock=clock,
         statuses=settings.sf_order_statuses,
+        cancelled_statuses=settings.sf_cancelled_statuses,
         overlap=timedelta(seconds=settings.sf_poll_overlap),
         settle=timedelta(seconds=settings.sf_poll_settle),
+        concurrency=settings.dispatch_concurrency,
+        poll_fields=poll_fields(settings),
+        # Alone on SQLite; one of several on PostgreSQL (started by `orderflow run`).
+        membership=instances.membership(
+            engine, settings.heartbeat_interval, settings.instance_dead_after
+        ),
+        status_fields=settings.status_fields(),
+        webhook=Webhook(settings.notify_webhook_url) if settings.notify_webhook_url else None,
     )
+    if db.is_postgres(engine):
+        wakeup.notify_on_commit(ctx.sessions)  # a moved task wakes the other instances
+    Remapper(settings.remap_config(), ctx).attach()  # legacy CPQ ids, both ways
+    return ctx

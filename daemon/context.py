@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.auto import REGISTRY, AutoFunction
 from daemon.instances import Membership
 from daemon.models import Task
+from daemon.notifications import Webhook
 from downstream.protocol import DownstreamSystem, TaskRequest
 from orchestration.records import Order
 from orchestration.rules import RuleSet
+from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import PollFields
 
@@ -44,6 +46,8 @@ class Context:
     ruleset: RuleSet
     clock: Callable[[], datetime]
     statuses: list[str] = field(default_factory=lambda: ["Activated"])
+    #: Order statuses that cancel a planned order (ORDERFLOW_SF_CANCELLED_STATUSES).
+    cancelled_statuses: list[str] = field(default_factory=lambda: ["Cancelled", "Canceled"])
     overlap: timedelta = timedelta(minutes=10)
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
@@ -60,3 +64,7 @@ class Context:
     #: This instance among others on the database: its id for leases, whether it leads
     #: (polls Salesforce and writes back); alone and leading unless daemon.app says otherwise.
     membership: Membership = field(default_factory=Membership)
+    #: The Salesforce fields writeback sets (ORDERFLOW_SF_WRITEBACK_FIELDS renames them) and
+    #: the webhook told of orders in jeopardy or fallout (ORDERFLOW_NOTIFY_WEBHOOK_URL).
+    status_fields: StatusFields = field(default_factory=StatusFields)
+    webhook: Webhook | None = None

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from daemon import store
+from daemon.amend import cancel_in_flight
 from daemon.auto import AutoCall
 from daemon.context import Context
 from daemon.dispatch import dispatch
@@ -51,14 +52,14 @@ def run_cycle(ctx: Context) -> CycleReport:
     SQLite) polls Salesforce, plans, advances plans, polls statuses and writes back, so
     those phases never run twice at once against the same rows or the same org."""
     report = CycleReport()
-    leading = ctx.membership.leading
-    if leading:
+    if ctx.membership.leading:
         report.polled, report.planned = poll_orders(ctx)
+        cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
         plan_invoices(ctx)  # posted Invoices become ERP transfer plans
         check_systems(ctx)  # systems offline or back (daemon.systems)
         advance_plans(ctx)
     report.dispatched = dispatch(ctx)
-    if leading:
+    if ctx.membership.leading:  # asked again: it may have stepped down meanwhile
         poll_statuses(ctx)  # accepted tasks finished at their system
         advance_plans(ctx)
         report.written = write_back(ctx)

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon import claims, store
@@ -30,7 +31,8 @@ from orchestration.states import StepState
 log = logging.getLogger(__name__)
 
 
-#: Claim rounds per dispatch at most: the leader's other phases are not kept waiting.
+#: Claim rounds per dispatch at most: the leader's other phases are not kept waiting (an
+#: instance that does not lead has nothing else to do, and goes on ten times longer).
 MAX_ROUNDS = 20
 
 
@@ -39,9 +41,9 @@ def dispatch(ctx: Context) -> int:
 
     Batch after batch, so several instances share the work (each claims a batch at a time).
     """
-    batch = ctx.concurrency * max(len(ctx.systems), 1) * 2
+    batch = _batch(ctx)
     sent = 0
-    for _ in range(MAX_ROUNDS):
+    for _ in range(MAX_ROUNDS if ctx.membership.leading else 10 * MAX_ROUNDS):
         claimed = _dispatch_batch(ctx, batch)
         sent += claimed
         if claimed < batch:
@@ -71,8 +73,14 @@ def _dispatch_batch(ctx: Context, batch: int) -> int:
     return len(claimed)
 
 
-def _claim(ctx: Context, limit: int) -> list[tuple[int, TaskRequest]]:
+def _batch(ctx: Context) -> int:
+    """Callouts claimed at a time: two rounds of calls in flight for every system."""
+    return ctx.concurrency * max(len(ctx.systems), 1) * 2
+
+
+def _claim(ctx: Context, limit: int | None = None) -> list[tuple[int, TaskRequest]]:
     """Commit the intent and lease of up to ``limit`` due callouts; the requests to send."""
+    limit = limit or _batch(ctx)
     now = ctx.clock()
     member = ctx.membership
     with ctx.sessions.begin() as session:
@@ -116,7 +124,11 @@ def _record(
 ) -> None:
     now = ctx.clock()
     with ctx.sessions.begin() as session:
-        # Locked: a callback or another instance's resend may be recording the same task.
+        # Locked, the plan first as the leader's phases lock them (plans, then their tasks),
+        # so the two never wait on each other in a circle; and a callback or another
+        # instance's resend recording the same task waits for this one.
+        plan_id = session.scalar(select(Task.plan_id).where(Task.id == task_id))
+        session.get(Plan, plan_id, with_for_update=True, populate_existing=True)
         task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
         assert task is not None
         if task.state != StepState.IN_PROGRESS:

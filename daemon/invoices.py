@@ -52,37 +52,45 @@ def plan_invoices(ctx: Context) -> int:
             .order_by(SourceRecord.sf_id)
         ).all()
         for invoice in invoices:
-            data = invoice.data
-            if data.get("IsDeleted") or data.get("Status") != POSTED:
-                continue
-            lines = _lines(session, invoice.sf_id)
-            if not lines:
-                continue  # its lines come with a later poll
-            number = str(data.get("DocumentNumber") or invoice.sf_id)
-            step = PlannedStep(
-                step_id=f"{RULE}.{STEP}",
-                rule=RULE,
-                key=STEP,
-                kind=StepKind.CALLOUT,
-                system=SYSTEM,
-                action=ACTION,
-                title=f"ERP: transfer invoice {number}",
-                line_id=None,
-                depends_on=(),
-                payload=transfer_payload(data, lines),
-            )
-            record = Order(
-                id=invoice.sf_id,
-                number=number,
-                fields={"AccountId": data.get("BillingAccountId")},
-                lines=(),
-            )
-            plan = store.create_plan(session, record, [step], ctx.ruleset.version, now)
-            plan.kind = KIND
-            planned += 1
+            planned += plan_invoice(ctx, session, invoice, now) is not None
     if planned:
         log.info("%d posted invoices to transfer to the ERP", planned)
     return planned
+
+
+def plan_invoice(
+    ctx: Context, session: Session, invoice: SourceRecord, now: datetime
+) -> Plan | None:
+    """The transfer plan of one stored Invoice without one, when it is posted and its lines
+    are stored (else None). ``orderflow resync`` (daemon.resync) plans through here too."""
+    data = invoice.data
+    if SYSTEM not in ctx.systems or data.get("IsDeleted") or data.get("Status") != POSTED:
+        return None
+    lines = _lines(session, invoice.sf_id)
+    if not lines:
+        return None  # its lines come with a later poll
+    number = str(data.get("DocumentNumber") or invoice.sf_id)
+    step = PlannedStep(
+        step_id=f"{RULE}.{STEP}",
+        rule=RULE,
+        key=STEP,
+        kind=StepKind.CALLOUT,
+        system=SYSTEM,
+        action=ACTION,
+        title=f"ERP: transfer invoice {number}",
+        line_id=None,
+        depends_on=(),
+        payload=transfer_payload(data, lines),
+    )
+    record = Order(
+        id=invoice.sf_id,
+        number=number,
+        fields={"AccountId": data.get("BillingAccountId")},
+        lines=(),
+    )
+    plan = store.create_plan(session, record, [step], ctx.ruleset.version, now)
+    plan.kind = KIND
+    return plan
 
 
 def _lines(session: Session, invoice_id: str) -> list[dict[str, Any]]:

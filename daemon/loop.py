@@ -1,5 +1,10 @@
 """The daemon's loop: a cycle, a wait on the stop event, again; systemd told all along.
 
+A ``schedule.Scheduler`` holds the loop's jobs: the sync cycle (re-armed after each run
+with the pacing's next wait, daemon.pacing) and the jeopardy sweep on its own cadence
+(``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.jeopardy). Between jobs the loop waits on the
+stop event for the scheduler's idle seconds, so a signal ends the wait at once.
+
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
 every store commit inside a cycle (a long first poll or a big dispatch commits often) and
 at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
@@ -13,9 +18,11 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
+import schedule
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -23,11 +30,15 @@ from daemon import pacing
 from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
+from daemon.jeopardy import safe_sweep
 from daemon.notify import Notifier
 from daemon.wakeup import Wakeup
 from orchestration.errors import RecordError, RetriableError
 
 log = logging.getLogger(__name__)
+
+#: The shortest re-arm of the cycle job (schedule cannot repeat a job every 0 seconds).
+MIN_WAIT = 0.001
 
 
 def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = None) -> None:
@@ -107,20 +118,21 @@ class Pulse:
 
     def wait(
         self, stop: threading.Event, seconds: float, interval: float, wakeup: Wakeup | None = None
-    ) -> None:
+    ) -> bool:
         """Wait ``seconds`` or until ``stop`` is set (or ``wakeup`` says work is ready),
-        beating at least every ``interval``."""
+        beating at least every ``interval``. True when ``wakeup`` ended the wait."""
         slice_ = min(interval, self.max_wait or interval)
         deadline = time.monotonic() + seconds
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             self.beat()
             if wakeup is None:
                 stop.wait(timeout=min(left, slice_))
             elif wakeup.wait(min(left, slice_)):
-                return
+                return not stop.is_set()
+        return False
 
 
 def run_forever(
@@ -131,8 +143,10 @@ def run_forever(
     notifier: Notifier | None = None,
     heartbeat: Heartbeat | None = None,
     wakeup: Wakeup | None = None,
+    jeopardy_interval: float | None = 30.0,
 ) -> None:
-    """Run cycles, ``interval`` seconds apart, until ``stop`` is set.
+    """Run cycles, ``interval`` seconds apart, and a jeopardy sweep every
+    ``jeopardy_interval`` seconds (None: none), until ``stop`` is set.
 
     The wait is on the stop event, not a sleep, so a signal ends the wait at once. A cycle
     that is running finishes before the loop sees the event; each of its steps commits on
@@ -144,19 +158,36 @@ def run_forever(
     pulse = Pulse(notifier, heartbeat)
     on_commit = pulse.beat  # one bound method, so the same one is removed
     event.listen(ctx.sessions, "after_commit", on_commit)
+    scheduler = schedule.Scheduler()
+
+    def cycle() -> None:
+        heartbeat.cycle_started()
+        pulse.beat()
+        if heartbeat.cycles == 1:
+            notifier.ready("first cycle: polling Salesforce")
+        else:
+            notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
+        report = safe_cycle(ctx)
+        heartbeat.cycle_ended()
+        wait = next_wait(ctx, interval, report)
+        notifier.status(_describe(heartbeat.cycles, report, wait))
+        cycles.interval = max(wait, MIN_WAIT)  # schedule re-arms the job with it on return
+
+    def sweep() -> None:
+        if not stop.is_set():
+            safe_sweep(ctx)
+
+    # Typed int, but schedule makes a timedelta of it: fractions of seconds work.
+    cycles = scheduler.every(interval).seconds.do(cycle)  # type: ignore[arg-type]
+    cycles.next_run = datetime.now()  # the first cycle at once (schedule's clock: local)
+    if jeopardy_interval:
+        scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     try:
         while not stop.is_set():
-            heartbeat.cycle_started()
-            pulse.beat()
-            if heartbeat.cycles == 1:
-                notifier.ready("first cycle: polling Salesforce")
-            else:
-                notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
-            report = safe_cycle(ctx)
-            heartbeat.cycle_ended()
-            wait = next_wait(ctx, interval, report)
-            notifier.status(_describe(heartbeat.cycles, report, wait))
-            pulse.wait(stop, wait, interval, wakeup)
+            scheduler.run_pending()
+            idle = max(0.0, scheduler.idle_seconds or 0.0)
+            if pulse.wait(stop, idle, interval, wakeup):
+                cycles.next_run = datetime.now()  # another instance made work: cycle now
     finally:
         event.remove(ctx.sessions, "after_commit", on_commit)
     notifier.stopping("stopped")

@@ -6,7 +6,7 @@ scrapes. The dispatch latency is a histogram observed as calls happen (process-w
 
     orderflow_orders{status}                       plans by fulfillment status
     orderflow_steps{system,state}                  tasks by system ("internal": none) and state
-    orderflow_steps_in_jeopardy{level}             At Risk / Late steps (0 until jeopardy lands)
+    orderflow_steps_in_jeopardy{level}             At Risk / Late steps (tasks.jeopardy)
     orderflow_salesforce_api_calls_used            from the last Sforce-Limit-Info seen
     orderflow_salesforce_api_calls_limit
     orderflow_salesforce_api_calls_left
@@ -111,12 +111,13 @@ class StoreCollector(Collector):
 
 
 def _jeopardy(session: Any) -> dict[str, int]:
-    # The jeopardy work adds a column; until then every level counts 0.
-    column = getattr(Task, "jeopardy", None)
-    if column is None:
-        return {}
-    rows = session.execute(select(column, func.count()).group_by(column)).all()
-    return {str(level): int(n) for level, n in rows if level}
+    # As the last jeopardy sweep left them (daemon.jeopardy); finished steps have none.
+    rows = session.execute(
+        select(Task.jeopardy, func.count())
+        .where(Task.jeopardy.in_(JEOPARDY_LEVELS))
+        .group_by(Task.jeopardy)
+    ).all()
+    return {str(level): int(n) for level, n in rows}
 
 
 def registry(ctx: Context, heartbeat: Heartbeat | None = None) -> CollectorRegistry:

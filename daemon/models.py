@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -68,11 +78,33 @@ class Plan(Base):
     account_id: Mapped[str | None] = mapped_column(String(18))
     revision: Mapped[int] = mapped_column(default=1)
     rules_version: Mapped[str] = mapped_column(String(80))
+    #: The rules file the plan was built from (its digest, see RuleVersion): pinned for life.
+    rules_digest: Mapped[str | None] = mapped_column(String(12))
     state: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), index=True)
     progress: Mapped[int] = mapped_column(default=0)
     written_status: Mapped[str | None] = mapped_column(String(20))
     writeback_error: Mapped[str | None] = mapped_column(Text)
+    #: When the Order was seen deleted in Salesforce (its plan cancelled or flagged).
+    sf_deleted_at: Mapped[datetime | None]
+    #: Something a person must look at, shown on the Order and in ``orderflow status``.
+    flag: Mapped[str | None] = mapped_column(String(255))
+    #: What the plan fulfils: an ``order`` (keyed by Order id) or an ``invoice`` transfer to
+    #: the ERP (keyed by Invoice id; written back onto the Invoice, see daemon.invoices).
+    kind: Mapped[str] = mapped_column(String(20), default="order", server_default="order")
+    #: The worst jeopardy of the open steps (On Track, At Risk, Late; None once settled),
+    #: and the last condition a notification was sent for (daemon.jeopardy).
+    jeopardy: Mapped[str | None] = mapped_column(String(10), index=True)
+    notified: Mapped[str | None] = mapped_column(String(20))
+    #: Amendments (daemon.amend): the order as the current revision was decomposed from it
+    #: (lines merged with every change applied), the order this plan took over from and the
+    #: change order that took over from it (this Order then shows Superseded), when a
+    #: cancellation was applied, and the lines a change was refused for (line id → reason).
+    snapshot: Mapped[dict[str, Any] | None]
+    supersedes: Mapped[str | None] = mapped_column(String(18))
+    superseded_by: Mapped[str | None] = mapped_column(String(18), index=True)
+    cancelled_at: Mapped[datetime | None]
+    line_flags: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -99,6 +131,10 @@ class Task(Base):
     depends_on: Mapped[list[str]]
     payload: Mapped[dict[str, Any]]
     ponr: Mapped[bool] = mapped_column(default=False)
+    line_action: Mapped[str | None] = mapped_column(String(20))
+    #: What the task needs from the rules at run time (retry policies by error code, SLA,
+    #: compensation), pinned when the plan is made: later rules changes do not reach it.
+    definition: Mapped[dict[str, Any] | None]
     state: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -110,12 +146,67 @@ class Task(Base):
     #: Set when a dispatch is about to be sent, cleared when its result is committed: a task
     #: In Progress with this set after a crash is resent with the same idempotency key.
     dispatch_started_at: Mapped[datetime | None]
+    #: The instance that claimed the dispatch (daemon.claims) and until when its heartbeat
+    #: keeps the lease; only a dead holder's lease is taken back (daemon.instances).
+    lease_owner: Mapped[str | None] = mapped_column(String(36), index=True)
+    lease_expires_at: Mapped[datetime | None]
+    #: Sent with the task; the system's callback names the task by it (daemon.callbacks).
+    correlation_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    #: Against the SLA pinned in ``definition`` (orchestration.jeopardy): None once finished.
+    jeopardy: Mapped[str | None] = mapped_column(String(10), index=True)
+    due_at: Mapped[datetime | None]
+    #: The task of an earlier revision this one replaces (an amended, undone or changed step).
+    replaces_task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     plan: Mapped[Plan] = relationship(back_populates="tasks")
+
+
+class SfWriteback(Base):
+    """Per Salesforce record, the field values Orderflow last wrote (or gave up on).
+
+    Writeback sends only what differs from ``written``. A transient refusal
+    (UNABLE_TO_LOCK_ROW) sets ``retry_at``; a permanent one is kept in ``error`` with the
+    values it refused (``failed_values``), which are not sent again until they change.
+    """
+
+    __tablename__ = "sf_writebacks"
+
+    sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: The record's Id, or its external id for upserted records (Fulfillment_Task__c).
+    sf_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    parent_id: Mapped[str | None] = mapped_column(String(18))
+    written: Mapped[dict[str, Any]]
+    error_code: Mapped[str | None] = mapped_column(String(80), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_values: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class SfBudget(Base):
+    """The Salesforce API budget as the daemon last saw it, for ``orderflow status``."""
+
+    __tablename__ = "sf_budget"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class RuleVersion(Base):
+    """A rules file as plans were built from it, by digest: what an in-flight plan keeps."""
+
+    __tablename__ = "rule_versions"
+
+    digest: Mapped[str] = mapped_column(String(12), primary_key=True)
+    version: Mapped[str] = mapped_column(String(80))
+    definition: Mapped[dict[str, Any]]
+    first_used_at: Mapped[datetime]
 
 
 class TaskEvent(Base):
@@ -132,3 +223,89 @@ class TaskEvent(Base):
     actor: Mapped[str] = mapped_column(String(80), default="orderflow")
 
     task: Mapped[Task] = relationship()
+
+
+class CrosswalkEntry(Base):
+    """Legacy CPQ id ↔ standard id (canonical 18-character ids), with where it was learned."""
+
+    __tablename__ = "remap_crosswalk"
+    __table_args__ = (
+        # One standard id per legacy id; one legacy id per standard id and legacy type.
+        Index("ux_remap_crosswalk_legacy", "legacy_id", unique=True),
+        Index("ux_remap_crosswalk_standard", "standard_id", "legacy_type", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    legacy_id: Mapped[str] = mapped_column(String(18))
+    legacy_type: Mapped[str] = mapped_column(String(80))
+    standard_id: Mapped[str] = mapped_column(String(18))
+    standard_type: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20))
+    origin: Mapped[str] = mapped_column(String(255))
+    learned_at: Mapped[datetime]
+
+
+class ExternalKeyEntry(Base):
+    """The key a downstream system uses for a Salesforce record (an ERP order number)."""
+
+    __tablename__ = "remap_external_keys"
+    __table_args__ = (
+        Index("ux_remap_external_keys", "system", "sf_id", "kind", unique=True),
+        Index("ix_remap_external_keys_key", "system", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(40))
+    sf_id: Mapped[str] = mapped_column(String(18))
+    sf_type: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(20))
+    origin: Mapped[str] = mapped_column(String(255))
+    learned_at: Mapped[datetime]
+
+
+class SystemState(Base):
+    """A downstream system's recorded state: offline (by an operator or by the daemon after
+    connection failures, then probed) and when its accepted tasks were last polled."""
+
+    __tablename__ = "system_states"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    offline: Mapped[bool] = mapped_column(default=False)
+    mode: Mapped[str] = mapped_column(String(10), default="")  # manual | auto | ""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime | None]
+    next_probe_at: Mapped[datetime | None]
+    last_status_poll_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class CallbackReceipt(Base):
+    """A callback accepted from a system, by signature: the same one again is a replay."""
+
+    __tablename__ = "callback_receipts"
+    __table_args__ = (
+        UniqueConstraint("system", "signature", name="ux_callback_receipts_signature"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(80))
+    task_id: Mapped[int | None]
+    outcome: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime]
+
+
+class Instance(Base):
+    """A running Orderflow instance: its heartbeat keeps its leases (daemon.instances)."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    #: ``leader`` (polls Salesforce and writes back) or ``worker`` (dispatches only).
+    role: Mapped[str] = mapped_column(String(20))

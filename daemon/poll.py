@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from daemon import store
+from daemon import amend, store
 from daemon.context import Context
 from daemon.models import Plan, SourceRecord
 from daemon.sf_state import save_budget
@@ -56,6 +56,7 @@ class PollReport:
     reread: int = 0
     cancelled: int = 0
     flagged: int = 0
+    amended: int = 0
 
 
 def poll_orders(ctx: Context) -> tuple[int, int]:
@@ -88,7 +89,7 @@ def poll_orders(ctx: Context) -> tuple[int, int]:
 def poll(ctx: Context) -> PollReport:
     """One poll of every object, whatever the cadence."""
     now = ctx.clock()
-    fields = replace(ctx.poll_fields, statuses=tuple(ctx.statuses))
+    fields = polled_fields(ctx)
     with ctx.sessions() as session:
         marks = {obj: store.watermark(session, obj) for obj in OBJECTS}
     windows = {
@@ -114,6 +115,12 @@ def poll(ctx: Context) -> PollReport:
                     report.changed += _remember(session, obj, record, now)
     _move_watermarks(ctx, windows, now)
     return report
+
+
+def polled_fields(ctx: Context) -> PollFields:
+    """The fields polled and the Order statuses read (a resync reads the same)."""
+    # Cancelled orders too: a planned order cancelled in Salesforce is undone (daemon.amend).
+    return replace(ctx.poll_fields, statuses=(*ctx.statuses, *ctx.cancelled_statuses))
 
 
 def _move_watermarks(ctx: Context, windows: dict[str, Window], now: datetime) -> None:
@@ -162,6 +169,15 @@ def _pages(ctx: Context, queries: list[str]) -> Iterator[list[dict[str, Any]]]:
         yield from answer
 
 
+def ingest_order(
+    ctx: Context, session: Session, record: dict[str, Any], now: datetime, report: PollReport
+) -> None:
+    """One Order record (with its lines) into the store as a poll takes it: an echo or a
+    record seen before changes nothing, a new one is planned, a changed or deleted one is
+    handled as such. ``orderflow resync`` (daemon.resync) comes in here too."""
+    _ingest_order(ctx, session, record, now, report)
+
+
 def _ingest_order(
     ctx: Context, session: Session, record: dict[str, Any], now: datetime, report: PollReport
 ) -> None:
@@ -174,18 +190,21 @@ def _ingest_order(
     report.changed += 1
     existing = store.plan_for(session, str(record["Id"]))
     if existing is not None:
-        log.info(
-            "order %s changed after planning; plan kept",
-            existing.order_number,
-            extra={"order_id": existing.order_id, "order_number": existing.order_number},
-        )
+        # Changed in place or cancelled: reconciled against its plan (daemon.amend).
+        report.amended += amend.order_changed(ctx, session, existing, record, now)
         return
+    if str(record.get("Status")) in ctx.cancelled_statuses:
+        return  # cancelled before Orderflow planned it: nothing to do
+    planned = True
     try:
         order = ctx.inbound(session, Order.from_record(record))  # legacy ids → standard
+        if amend.change_order(ctx, session, order, now):
+            report.amended += 1  # a change order: the plan of the order it changes
+            return
         steps = decompose(order, ctx.ruleset)
     except Unresolved as exc:
         # A legacy id the crosswalk cannot resolve holds the order: one fallout step each.
-        order, steps = exc.order, exc.steps
+        order, steps, planned = exc.order, exc.steps, False
     except (ValidationError, KeyError, ValueError) as exc:
         # A record that cannot be read still gets a plan: one fallout step saying why.
         reason = f"malformed order record: {_first_line(exc)}"
@@ -194,7 +213,10 @@ def _ingest_order(
             id=str(record["Id"]), number=str(record.get("OrderNumber")), fields={}, lines=()
         )
         steps = [fallout_step("malformed", "Fix the order record", reason)]
-    store.create_plan(session, order, steps, ctx.ruleset, now)
+        planned = False
+    plan = store.create_plan(session, order, steps, ctx.ruleset, now)
+    if planned:
+        amend.remember_order(plan, order)  # what a later change is compared with
     report.planned += 1
 
 

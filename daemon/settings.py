@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from daemon import logs
 from orchestration.errors import ConfigError
+from remap.config import FieldRef, Outbound, RemapConfig
+from remap.ids import Prefixes
+from salesforce import poller
+from salesforce.fields import StatusFields
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +47,28 @@ class Settings(BaseSettings):
     sf_api_version: str = Field(default="62.0", pattern=r"^\d{2}\.0$")
     sf_timeout: float = Field(default=30.0, gt=0)
     sf_order_statuses: list[str] = ["Activated"]
+    sf_cancelled_statuses: list[str] = ["Cancelled", "Canceled"]
     sf_poll_overlap: float = Field(default=600.0, ge=0)
     sf_poll_settle: float = Field(default=2.0, ge=0)
+    sf_auth: Literal["auto", "jwt", "client_credentials", "password", "session"] = "auto"
+    sf_username: str | None = None
+    sf_password: SecretStr | None = None
+    sf_security_token: SecretStr | None = None
+    sf_private_key_file: Path | None = None
+    sf_order_fields: list[str] = list(poller.ORDER_FIELDS)
+    sf_order_item_fields: list[str] = list(poller.LINE_FIELDS)
+    sf_product_fields: list[str] = list(poller.PRODUCT_FIELDS)
+    sf_invoice_fields: list[str] = list(poller.INVOICE_FIELDS)
+    sf_invoice_line_fields: list[str] = list(poller.INVOICE_LINE_FIELDS)
+    sf_api_reserve: float = Field(default=0.10, ge=0, lt=1)
+    sf_poll_max_interval: float = Field(default=60.0, gt=0)
+    sf_reserve_poll_interval: float = Field(default=900.0, gt=0)
 
     # Store
     database_url: str = "sqlite:///orderflow.db"
+    # Several instances (PostgreSQL): heartbeat period, and silence after which one is dead
+    heartbeat_interval: float = Field(default=2.0, gt=0)
+    instance_dead_after: float = Field(default=15.0, gt=0)
 
     # Downstream systems
     erp_url: AnyHttpUrl | None = None
@@ -56,13 +79,71 @@ class Settings(BaseSettings):
     provisioning_token: SecretStr | None = None
     downstream_timeout: float = Field(default=15.0, gt=0)
     downstream_ca_bundle: Path | None = None
+    dispatch_concurrency: int = Field(default=8, ge=1, le=256)
 
     # The daemon
     poll_interval: float = Field(default=5.0, gt=0)
     rules_file: Path = DEFAULT_RULES
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["auto", "json", "text"] = "auto"
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8787, ge=0, le=65535)
+    operator_token: SecretStr | None = None  # the canvas's actions; unset: read-only
 
-    @field_validator("sf_ca_bundle", "downstream_ca_bundle", "rules_file")
+    # Jeopardy: the SLA sweep's cadence, the webhook told of orders At Risk, Late or in
+    # Fallout (a secret: it embeds a token), and the names of the fields written back
+    jeopardy_interval: float = Field(default=30.0, gt=0)
+    notify_webhook_url: SecretStr | None = None
+    sf_writeback_fields: dict[str, str] = {}
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")  # the value itself is never shown
+        return value
+
+    @field_validator("sf_writeback_fields")
+    @classmethod
+    def _writeback_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        StatusFields.renamed(value)  # raises ValueError naming the unknown field
+        return value
+
+    def status_fields(self) -> StatusFields:
+        """The Salesforce fields writeback sets, renamed as configured."""
+        return StatusFields.renamed(self.sf_writeback_fields)
+
+    # Remap (legacy CPQ ids; see remap/ and `orderflow remap`)
+    remap_prefixes: dict[str, str] = {}
+    remap_discovery_fields: list[str] = []
+    remap_reference_fields: list[str] = []
+    remap_outbound: dict[str, Outbound] = {}
+
+    @field_validator("remap_prefixes")
+    @classmethod
+    def _remap_prefixes(cls, value: dict[str, str]) -> dict[str, str]:
+        Prefixes(value)  # raises ValueError naming the bad prefix
+        return value
+
+    @field_validator("remap_discovery_fields", "remap_reference_fields")
+    @classmethod
+    def _remap_fields(cls, value: list[str]) -> list[str]:
+        return [str(FieldRef.parse(text)) for text in value]
+
+    def remap_config(self) -> RemapConfig:
+        """The remap settings as one validated object."""
+        try:
+            return RemapConfig.build(
+                self.remap_prefixes,
+                self.remap_discovery_fields,
+                self.remap_reference_fields,
+                self.remap_outbound,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"setting ORDERFLOW_REMAP_REFERENCE_FIELDS: {exc}") from None
+
+    @field_validator("sf_ca_bundle", "downstream_ca_bundle", "rules_file", "sf_private_key_file")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -88,8 +169,18 @@ def load_settings(**overrides: Any) -> Settings:
         name = PREFIX + str(err["loc"][0]).upper() if err["loc"] else "settings"
         message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"setting {name}: {message}") from None
+    except SettingsError as exc:
+        raise ConfigError(_not_json(exc, PREFIX)) from None
     _log_sources(settings)
+    logs.add_secrets(logs.secrets_of(settings))
     return settings
+
+
+def _not_json(exc: SettingsError, prefix: str) -> str:
+    """A list or mapping setting that is not JSON (pydantic-settings parses those first)."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = prefix + found.group(1).upper() if found else prefix.rstrip("_")
+    return f'setting {name}: not valid JSON (write a list as ["a", "b"], a mapping as {{"k": "v"}})'
 
 
 def _log_sources(settings: Settings) -> None:
@@ -98,3 +189,74 @@ def _log_sources(settings: Settings) -> None:
     log.debug("settings from the environment: %s", ", ".join(from_env) or "none")
     if Path(".env").is_file():
         log.debug("settings file .env read")
+
+
+class SystemSettings(BaseSettings):
+    """One downstream system, read from ``ORDERFLOW_{NAME}_*`` (see :func:`system_settings`).
+
+    ``ORDERFLOW_{NAME}_URL`` and ``_TOKEN`` are the same variables as in :class:`Settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
+    )
+
+    url: AnyHttpUrl | None = None
+    auth: Literal["none", "bearer", "basic", "api_key", "oauth"] | None = None
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_key_header: str = "X-API-Key"
+    oauth_token_url: AnyHttpUrl | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
+    paths: dict[str, str] = {}
+    timeout: float | None = Field(default=None, gt=0)
+    ca_bundle: Path | None = None
+    tls_verify: bool = True
+    status_poll_interval: float = Field(default=30.0, ge=0)
+    callback_secret: SecretStr | None = None
+    offline_after: int = Field(default=5, ge=0)
+    probe_interval: float = Field(default=30.0, gt=0)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    def auth_mode(self) -> str:
+        """The auth to use: as set, else bearer when a token is given, else none."""
+        return self.auth or ("bearer" if self.token else "none")
+
+
+#: Settings a system's auth mode cannot do without.
+_AUTH_NEEDS = {
+    "bearer": ("token",),
+    "basic": ("username", "password"),
+    "api_key": ("api_key",),
+    "oauth": ("oauth_token_url", "oauth_client_id", "oauth_client_secret"),
+}
+
+
+def system_settings(name: str) -> SystemSettings:
+    """Read and check one system's settings; ConfigError names the variable at fault."""
+    prefix = f"{PREFIX}{name.upper()}_"
+    try:
+        found = SystemSettings(_env_prefix=prefix)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = prefix + str(err["loc"][0]).upper() if err["loc"] else prefix.rstrip("_")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"setting {field}: {message}") from None
+    except SettingsError as exc:
+        raise ConfigError(_not_json(exc, prefix)) from None
+    for needed in _AUTH_NEEDS.get(found.auth_mode(), ()):
+        if getattr(found, needed) is None:
+            mode = found.auth_mode()
+            raise ConfigError(f"setting {prefix}{needed.upper()}: needed with {mode} auth")
+    logs.add_secrets(logs.secrets_of(found))
+    return found

@@ -12,6 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.models import Plan, RuleVersion, SourceRecord, Task, TaskEvent, Watermark
+from orchestration.amend import fulfillment_status
 from orchestration.decompose import PlannedStep, idempotency_key
 from orchestration.errors import OperatorError
 from orchestration.plan import StepView, rollup
@@ -289,6 +290,13 @@ def refresh_rollup(plan: Plan, now: datetime) -> None:
     """Derive the plan's state, fulfillment status and progress from its tasks."""
     live = [t for t in plan.tasks if t.revision == plan.revision]
     status, progress = rollup(StepState(t.state) for t in live)
+    status = fulfillment_status(  # Superseded, or Cancelled once undone (daemon.amend)
+        status,
+        live_steps=len(live),
+        superseded=plan.superseded_by is not None,
+        cancelled=plan.cancelled_at is not None,
+        refused=bool(plan.line_flags),
+    )
     plan.status, plan.progress = status.value, progress
     plan.state = _plan_state(plan.state, status.value)
     plan.updated_at = now
@@ -301,6 +309,7 @@ def _plan_state(current: str, status: str) -> str:
         "Not Started": PlanState.NOT_STARTED,
         "Completed": PlanState.COMPLETED,
         "Cancelled": PlanState.COMPLETED,
+        "Superseded": PlanState.COMPLETED,
     }.get(status, PlanState.IN_PROGRESS)
 
 

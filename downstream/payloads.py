@@ -53,7 +53,7 @@ class ErpSalesOrder(_Payload):
     salesforce_order_id: Text
     account: Text
     effective_date: date
-    lines: list[ErpOrderLine]
+    lines: list[ErpOrderLine] = Field(min_length=1)  # an order without lines is fallout
 
 
 class ErpInvoiceLine(_Payload):

@@ -91,6 +91,64 @@ class Ledger:
         }
 
 
+#: Actions that undo what an earlier action made, and actions that change it in place (the
+#: default rules' compensations and amends), matched on what the payload names.
+UNDOES = {
+    "deactivations": "activations",
+    "subscription-stops": "subscriptions",
+    "charge-refunds": "charges",
+    "engagement-cancellations": "engagements",
+    "sales-order-cancellations": "sales-orders",
+}
+CHANGES = {
+    "license-changes": "activations",
+    "subscription-changes": "subscriptions",
+    "engagement-changes": "engagements",
+    "sales-order-changes": "sales-orders",
+}
+IDENTITY = ("order_item_id", "order_number", "invoice_id")
+
+
+def in_force(effects: list[Effect]) -> list[dict[str, Any]]:
+    """What a system holds in force: effects neither canceled nor undone by a later one,
+    each as its payload with later changes applied (a sales order's lines by ``line_id``;
+    a line changed with action Cancel is gone), plus ``action`` and ``reference``."""
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    for effect in effects:
+        if effect.state in ("canceled", "failed"):
+            continue
+        name = next((str(effect.payload[k]) for k in IDENTITY if k in effect.payload), "")
+        if effect.action in UNDOES:
+            held.pop((UNDOES[effect.action], name), None)
+        elif effect.action in CHANGES:
+            target = held.get((CHANGES[effect.action], name))
+            if target is not None:
+                _change(target, effect.payload)
+        else:
+            held[(effect.action, name)] = {
+                **effect.payload,
+                "action": effect.action,
+                "reference": effect.reference,
+            }
+    return list(held.values())
+
+
+def _change(target: dict[str, Any], change: dict[str, Any]) -> None:
+    for key, value in change.items():
+        if key == "lines" and isinstance(value, list):
+            lines = {str(li.get("line_id")): li for li in target.get("lines") or []}
+            for line in value:
+                if line.get("action") == "Cancel":
+                    lines.pop(str(line.get("line_id")), None)
+                else:
+                    key = str(line.get("line_id"))
+                    changed = {k: v for k, v in line.items() if k != "action"}
+                    lines[key] = {**lines.get(key, {}), **changed}
+            target["lines"] = list(lines.values())
+        else:
+            target[key] = value
+
+
 def answer_for(effect: Effect) -> dict[str, Any]:
     body: dict[str, Any] = {"status": effect.state, "reference": effect.reference}
     if effect.action == "invoices":

@@ -35,7 +35,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import requests
 
 from downstream.signing import CORRELATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from downstream.stub_ledger import Effect, Ledger, answer_for, document_of, find_sku
+from downstream.stub_ledger import (
+    Effect,
+    Ledger,
+    answer_for,
+    document_of,
+    find_sku,
+    in_force,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +154,10 @@ class StubSystem:
         with self._ledger.lock:
             return list(self._ledger.effects)
 
+    def active(self) -> list[dict[str, Any]]:
+        """What the system holds in force now: not canceled, not undone, changes applied."""
+        return in_force(self.effects)
+
     def stats(self) -> dict[str, Any]:
         with self._ledger.lock:
             return self._ledger.stats(self.name)
@@ -247,8 +258,9 @@ class StubSystem:
                 return HTTPStatus.SERVICE_UNAVAILABLE, {"message": "try again shortly"}, 0.0
             sku = find_sku(payload, faults.reject_skus)
             if sku:
+                # A refusal made no effect, so it is not kept under the key (as Stripe does):
+                # an operator's retry after the system is fixed gets a fresh evaluation.
                 answer = {"code": "UNKNOWN_SKU", "message": f"unknown SKU {sku}"}
-                ledger.answers[key] = (HTTPStatus.UNPROCESSABLE_ENTITY, answer)
                 return HTTPStatus.UNPROCESSABLE_ENTITY, answer, 0.0
             deferred = self.completion != "sync"
             effect = ledger.add(

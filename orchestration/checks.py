@@ -78,9 +78,10 @@ def _rule_problems(
             problems.append(
                 ((*here, "action"), f"no auto function {step.action!r} (known: {known})")
             )
-        comp = step.compensation
-        if comp is not None:
-            where = (*here, "compensation")
+        for name, comp in (("compensation", step.compensation), ("amend", step.amend)):
+            if comp is None:
+                continue
+            where = (*here, name)
             if comp.system is not None and comp.system not in ruleset.systems:
                 problems.append(((*where, "system"), f"unknown system {comp.system!r}"))
             if comp.kind is StepKind.AUTO and autos is not None and comp.action not in autos:

@@ -66,7 +66,7 @@ class _Instance:
 def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
     """The steps of ``order``'s plan. Never drops a line: unmatched lines become fallout."""
     order_ctx: Context = {"order": order.fields}
-    line_ctxs = [_line_context(order, line) for line in order.lines]
+    line_ctxs = [line_context(order, line) for line in order.lines]
     instances: list[_Instance] = []
     fallout: list[PlannedStep] = []
     for rule in ruleset.rules:
@@ -214,7 +214,8 @@ def fallout_step(suffix: str, title: str, reason: str, line_id: str | None = Non
     )
 
 
-def _line_context(order: Order, line: OrderLine) -> Context:
+def line_context(order: Order, line: OrderLine) -> Context:
+    """What conditions and mappings of a line rule read: the order, the line, its product."""
     fields = {**line.fields, "action": line.action.value}
     return {"order": order.fields, "line": fields, "product": line.product}
 

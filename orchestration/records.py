@@ -74,8 +74,12 @@ class Order(BaseModel):
 
 
 def derive_action(row: dict[str, Any]) -> LineAction:
-    """The action of a polled line. A new order's lines are Add; change orders (lines that
-    point to an ``OriginalOrderItemId``) are the amendment work's to classify."""
+    """The action of a polled line as it reads on its own: a line that points to an
+    ``OriginalOrderItemId`` changes that line (Amend, or No Change for a zero delta); any
+    other is Add. Against the running plan, :mod:`orchestration.changes` settles it (a
+    delta that takes a line to nothing is Cancel)."""
+    if row.get("OriginalOrderItemId"):
+        return LineAction.NO_CHANGE if not row.get("Quantity") else LineAction.AMEND
     return LineAction.ADD
 
 

@@ -71,7 +71,8 @@ class Sla(BaseModel):
 
 
 class Compensation(BaseModel):
-    """What undoes a completed step when a change cancels it (used by amendments)."""
+    """What undoes a completed step when a change cancels it (``compensation``), or what
+    changes it in place when a change alters it (``amend``); see orchestration.amend."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -106,6 +107,9 @@ class StepDef(BaseModel):
     delay: Duration | None = None
     base_date: str | None = None
     compensation: Compensation | None = None
+    #: How a completed step is changed in place when an amendment alters its payload;
+    #: without it the step is compensated and done again.
+    amend: Compensation | None = None
 
     @model_validator(mode="after")
     def _kind_needs(self) -> StepDef:
@@ -199,6 +203,7 @@ class StepPolicy(BaseModel):
     retry: dict[str, RetryPolicy]
     sla: Sla | None = None
     compensation: Compensation | None = None
+    amend: Compensation | None = None
 
     def retry_for(self, code: str, *, retriable: bool) -> RetryPolicy | None:
         """The policy for a failure with ``code``; None means no retry: Fatally Failed."""
@@ -254,7 +259,12 @@ class RuleSet(BaseModel):
             else:
                 by_code.setdefault(rule.code, rule.retry)
         by_code[RETRIABLE] = step.retry or wildcard or self.retry
-        return StepPolicy(retry=by_code, sla=self.sla_for(step), compensation=step.compensation)
+        return StepPolicy(
+            retry=by_code,
+            sla=self.sla_for(step),
+            compensation=step.compensation,
+            amend=step.amend,
+        )
 
     def sla_for(self, step: StepDef) -> Sla | None:
         """Per step, else per ``kind/system``, else per kind."""
@@ -280,6 +290,9 @@ def load_rules(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the rules file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start + 1}"
+        raise ConfigError(f"{path}: not UTF-8 text ({where}): is it the rules file?") from None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -61,15 +61,16 @@ NEEDS_OPERATOR = frozenset({S.FATALLY_FAILED})
 _TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     S.PENDING: frozenset({S.READY, S.SCHEDULED, S.SKIPPED, S.AMENDED, S.DISCARDED}),
     S.SCHEDULED: frozenset({S.READY, S.AMENDED, S.DISCARDED}),
-    S.READY: frozenset({S.IN_PROGRESS, S.ON_HOLD, S.COMPLETED, S.SKIPPED, S.DISCARDED}),
-    S.ON_HOLD: frozenset({S.READY, S.DISCARDED}),
+    # Amended or Discarded: a change replaced or dropped a step before it was sent.
+    S.READY: frozenset({S.IN_PROGRESS, S.ON_HOLD, S.COMPLETED, S.SKIPPED, S.AMENDED, S.DISCARDED}),
+    S.ON_HOLD: frozenset({S.READY, S.AMENDED, S.DISCARDED}),
     # Skipped from In Progress: an operator skips a manual task instead of doing it.
     S.IN_PROGRESS: frozenset(
         {S.COMPLETED, S.FAILED, S.FATALLY_FAILED, S.ON_HOLD, S.CANCELED, S.SKIPPED}
     ),
     S.FAILED: frozenset({S.READY, S.FATALLY_FAILED, S.DISCARDED}),
     # An operator resolves fallout: retry, complete or skip.
-    S.FATALLY_FAILED: frozenset({S.READY, S.COMPLETED, S.SKIPPED, S.DISCARDED}),
+    S.FATALLY_FAILED: frozenset({S.READY, S.COMPLETED, S.SKIPPED, S.AMENDED, S.DISCARDED}),
     S.COMPLETED: frozenset({S.CANCELED}),
     S.SKIPPED: frozenset(),
     S.AMENDED: frozenset(),

@@ -156,6 +156,17 @@ class SalesforceGateway:
         )
         yield from self._rest_of(page)
 
+    def query_sized(
+        self, soql: str, *, include_deleted: bool = False
+    ) -> tuple[int, Iterator[list[Any]]]:
+        """The query's ``totalSize`` (its first page is read now) and each of its pages, as
+        :meth:`query_pages` gives them: for a progress bar over a long read."""
+        page = self._call(
+            "query",
+            lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=self.timeout),
+        )
+        return int(page.get("totalSize") or 0), self._rest_of(page)
+
     def _rest_of(self, page: Any) -> Iterator[list[Any]]:
         while True:
             yield list(page["records"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from salesforce.batches import in_chunks
 
@@ -28,6 +28,8 @@ ORDER_FIELDS = (
     "EndDate",
     "ActivatedDate",
     "Description",
+    "OriginalOrderId",  # a change order's original (amendments, daemon.amend)
+    "IsReductionOrder",
     "SystemModstamp",
 )
 LINE_FIELDS = (
@@ -38,6 +40,7 @@ LINE_FIELDS = (
     "UnitPrice",
     "ServiceDate",
     "EndDate",
+    "OriginalOrderItemId",  # the line a change order's line changes
 )
 PRODUCT_FIELDS = ("ProductCode", "Family", "Name")
 INVOICE_FIELDS = (
@@ -65,6 +68,8 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 ORDER, ORDER_ITEM, INVOICE, INVOICE_LINE = "Order", "OrderItem", "Invoice", "InvoiceLine"
 OBJECTS = (ORDER, ORDER_ITEM, INVOICE, INVOICE_LINE)
+#: Fields of type date (compared with date literals); the others are datetimes.
+DATE_FIELDS = frozenset({"EffectiveDate", "EndDate", "InvoiceDate", "DueDate"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,23 @@ class Window:
             f"SystemModstamp > {soql_datetime(self.after)} "
             f"AND SystemModstamp <= {soql_datetime(self.until)}"
         )
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Rows whose ``field`` falls on a day from ``since`` to ``until``, both included (UTC)."""
+
+    field: str
+    since: date
+    until: date
+
+    def soql(self) -> str:
+        name = self.field
+        if name in DATE_FIELDS:
+            return f"{name} >= {self.since.isoformat()} AND {name} <= {self.until.isoformat()}"
+        start = datetime.combine(self.since, time(), UTC)
+        end = datetime.combine(self.until + timedelta(days=1), time(), UTC)
+        return f"{name} >= {soql_datetime(start)} AND {name} < {soql_datetime(end)}"
 
 
 def next_window(
@@ -152,6 +174,24 @@ class PollFields:
             f"SELECT {_select(SYSTEM_FIELDS, fields)} FROM {sobject} "
             f"WHERE {window.soql()}{order_by}"
         )
+
+    def range_query(self, sobject: str, days: DateRange) -> str:
+        """The queryAll SOQL re-reading one object's rows in a date range (a resync): Orders
+        with their lines as a poll reads them, Invoices with their lines as a child query."""
+        where = f"WHERE {days.soql()}"
+        order_by = f" ORDER BY {days.field}, Id"
+        if sobject == ORDER:
+            return (
+                f"{self._order_select()} {where} "
+                f"AND (IsDeleted = true OR {self._status_filter()}){order_by}"
+            )
+        if sobject == INVOICE:
+            lines = _select(SYSTEM_FIELDS, ("InvoiceId", *self.invoice_line))
+            return (
+                f"SELECT {_select(SYSTEM_FIELDS, self.invoice)}, "
+                f"(SELECT {lines} FROM InvoiceLines ORDER BY Id) FROM Invoice {where}{order_by}"
+            )
+        raise ValueError(f"no range query for {sobject}")
 
     def orders_by_id(self, order_ids: Iterable[str]) -> list[str]:
         """Queries re-reading these orders with their lines, cut to fit a URI."""

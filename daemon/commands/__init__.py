@@ -40,4 +40,12 @@ MODULES = [
     "daemon.commands.demo",
     "daemon.commands.rules",
     "daemon.commands.status",
+    "daemon.commands.doctor",
+    "daemon.commands.task",
+    "daemon.commands.system",
+    "daemon.commands.reconcile",
+    "daemon.commands.resync",
+    "daemon.commands.remap",
+    "daemon.commands.canvas",
+    "daemon.commands.jeopardy",
 ]

@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
                 notifier=notifier,
                 heartbeat=heartbeat,
                 wakeup=wakeup,
+                jeopardy_interval=settings.jeopardy_interval,
             )
     finally:
         if listener is not None:

@@ -33,10 +33,23 @@ def test_demo_settles_every_order_with_no_duplicate_effect(tmp_path):
     result = orderflow("demo", "--orders", "10", "--json", "--workdir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["orders_total"] == 10
-    assert summary["orders_by_status"] == {"Completed": 10}
+    # Ten orders, and three change orders made while they are in flight (issue 8): two add
+    # seats, one removes a product; their originals show Superseded. A fourth order is
+    # cancelled (Cancelled; Completed with the refusal flagged if it was past its PONR).
+    assert summary["orders_total"] == 13
+    by_status = summary["orders_by_status"]
+    assert (by_status["Superseded"], by_status["Fallout"]) == (3, 1)
+    assert by_status["Completed"] + by_status.get("Cancelled", 0) == 9
+    # Three orders are migrated from CPQ; one amends a subscription left out of the crosswalk
+    # on purpose, and is held in Fallout before anything is sent (remap, issue 6).
+    assert summary["expected_fallout"] == 1
+    assert summary["remap"]["unresolved"] == 1
     assert summary["duplicate_effects"] == 0
-    assert summary["downstream_effects"]["erp"] == 10
+    # The ERP gets one sales order per settled order and one transfer per posted invoice.
+    transferred = summary["invoices_by_erp_status"]["Transferred"]
+    assert transferred > 0 and set(summary["invoices_by_erp_status"]) == {"Transferred"}
+    # (and the amendments' changes and cancellations)
+    assert summary["downstream_effects"]["erp"] >= 9 + transferred
     assert summary["salesforce_api_calls"] > 0
     assert set(summary) >= {
         "orders_total",
@@ -47,7 +60,9 @@ def test_demo_settles_every_order_with_no_duplicate_effect(tmp_path):
         "duplicate_effects",
         "elapsed_seconds",
     }
-    assert set(summary["tasks_by_state"]) == {"Completed"}
+    assert summary["tasks_by_state"]["Fatally Failed"] == 1
+    changed = {"Amended", "Canceled", "Discarded", "Skipped"}  # by the amendments
+    assert set(summary["tasks_by_state"]) <= {"Completed", "Fatally Failed", *changed}
 
 
 def test_run_stops_cleanly_on_sigterm(world: World, tmp_path):

@@ -13,13 +13,13 @@ import pytest
 from daemon import app
 from daemon.context import Context
 from daemon.cycle import run_cycle
-from daemon.demo import SYSTEMS, demo_environment
+from daemon.demo import SYSTEMS, act_as_operator, demo_environment
 from daemon.settings import load_settings
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator
 from salesforce.emulator.seed import seed_demo_org
 
-SETTLED = {"Completed", "Fallout", "Cancelled"}
+SETTLED = {"Completed", "Fallout", "Cancelled", "Superseded"}
 
 
 @dataclass
@@ -79,9 +79,18 @@ class World:
 
 
 def run_until_settled(ctx: Context, world: World, cycles: int = 20) -> int:
-    """Run cycles until every order shows a settled status; the number of cycles run."""
+    """Run cycles until every order shows a settled status; the number of cycles run.
+
+    Between cycles the clock moves a second on (pauses and scheduled steps come due) and an
+    operator completes the manual tasks, as in the demo.
+    """
+    skew = [timedelta()]
+    clock = ctx.clock
+    ctx.clock = lambda: clock() + skew[0]
     for n in range(1, cycles + 1):
         run_cycle(ctx)
+        act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
+        skew[0] += timedelta(seconds=1)
         if all(s in SETTLED for s in world.order_statuses().values()):
             return n
     raise AssertionError(f"orders not settled after {cycles} cycles: {world.order_statuses()}")
