@@ -8,7 +8,8 @@ import threading
 from typing import Any
 
 from daemon import logs
-from daemon.settings import load_settings
+from daemon.notify import Notifier
+from daemon.settings import Settings, load_settings
 
 log = logging.getLogger("orderflow")
 
@@ -22,18 +23,27 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from daemon import db, instances
-    from daemon.app import context
-    from daemon.health import Heartbeat, stale_after
-    from daemon.loop import install_signal_handlers, run_forever
-    from daemon.notify import Notifier
-    from daemon.web import Listener, create_app, daemon_routes
+    from daemon import db
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
     notifier = Notifier()
     notifier.status("starting: settings, database, Salesforce login")
     single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
+    try:
+        return _serve(settings, notifier)
+    finally:
+        if single is not None:
+            single.release()
+
+
+def _serve(settings: Settings, notifier: Notifier) -> int:
+    from daemon import instances
+    from daemon.app import context
+    from daemon.health import Heartbeat, stale_after
+    from daemon.loop import install_signal_handlers, run_forever
+    from daemon.web import Listener, create_app, daemon_routes
+
     ctx = context(settings)
     stop = threading.Event()
     install_signal_handlers(stop, notifier)
@@ -60,8 +70,6 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if listener is not None:
             listener.stop()
-        if single is not None:
-            single.release()
     return 0
 
 
@@ -73,8 +81,8 @@ def _sync(args: argparse.Namespace) -> int:
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
     single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
-    ctx = context(settings)
     try:
+        ctx = context(settings)
         with instances.running(ctx, threading.Event(), listen=False):
             safe_cycle(ctx)
     finally:
