@@ -297,9 +297,17 @@ def refresh_rollup(plan: Plan, now: datetime) -> None:
         cancelled=plan.cancelled_at is not None,
         refused=bool(plan.line_flags),
     )
-    plan.status, plan.progress = status.value, progress
-    plan.state = _plan_state(plan.state, status.value)
-    plan.updated_at = now
+    state = _plan_state(plan.state, status.value)
+    # updated_at says "Salesforce may need to hear of this plan" (writeback's candidates), so
+    # it moves only when the rollup or a task changed: bumping every open plan on every
+    # pass made each cycle re-examine everything in flight.
+    changed = (plan.status, plan.progress, plan.state) != (status.value, progress, state)
+    touched = plan.updated_at is None or any(
+        t.updated_at is not None and t.updated_at > plan.updated_at for t in live
+    )
+    plan.status, plan.progress, plan.state = status.value, progress, state
+    if changed or touched:
+        plan.updated_at = now
 
 
 def _plan_state(current: str, status: str) -> str:
