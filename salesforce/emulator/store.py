@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 _CHUNK = 500
 _COLUMNS = "object, id, fields, modstamp, is_deleted"
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
+        self._indexed: set[str] = set()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=OFF")
@@ -178,13 +182,27 @@ class Store:
         return [row for _, row in ranked]
 
     def find(self, sobject: str, field: str, value: Any) -> list[Row]:
-        """Non-deleted records whose ``field`` equals ``value``."""
+        """Non-deleted records whose ``field`` equals ``value``.
+
+        Upserts by external id call this once per record: the field's JSON path is written
+        into the SQL (a schema field name, checked) so that an expression index serves it,
+        made the first time a field is looked up; a scan per record made a wave of upserts
+        quadratic in the records already there.
+        """
+        if not _FIELD_NAME.match(field):
+            raise ValueError(f"not a field name: {field!r}")
+        path = f"json_extract(fields, '$.\"{field}\"')"
         sql = (
             f"SELECT {_COLUMNS} FROM records WHERE object = ? AND is_deleted = 0 "
-            "AND json_extract(fields, ?) = ? ORDER BY seq"
+            f"AND {path} = ? ORDER BY seq"
         )
         with self._lock:
-            return [_row(v) for v in self._conn.execute(sql, (sobject, f'$."{field}"', value))]
+            if field not in self._indexed:
+                self._conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS records_by_{field} ON records (object, {path})"
+                )
+                self._indexed.add(field)
+            return [_row(v) for v in self._conn.execute(sql, (sobject, value))]
 
     def deleted_between(self, sobject: str, start: str, end: str) -> list[Row]:
         """Records deleted (last stamped) in ``[start, end]``."""
