@@ -48,7 +48,11 @@ class Context:
     statuses: list[str] = field(default_factory=lambda: ["Activated"])
     #: Order statuses that cancel a planned order (ORDERFLOW_SF_CANCELLED_STATUSES).
     cancelled_statuses: list[str] = field(default_factory=lambda: ["Cancelled", "Canceled"])
+    #: How late a commit may land and still be polled (ORDERFLOW_SF_POLL_OVERLAP): see
+    #: daemon.poll for the deep polls that reach back for it.
     overlap: timedelta = timedelta(minutes=10)
+    #: When this instance last polled deep (None: not yet, so its first poll does).
+    deep_polled_at: datetime | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -1,7 +1,8 @@
 """Polling Salesforce: new and changed Orders become plans; echoes change nothing.
 
 One poll reads four objects (Order, OrderItem, Invoice, InvoiceLine), each from its own
-watermark, their first pages in one Composite call. Every page is committed before any
+watermark, their first pages in one Composite call; every half overlap a deep poll reaches
+back for late commits (:func:`deep_due`). Every page is committed before any
 watermark moves, and a watermark never passes the query's start (``salesforce.poller``).
 
 - An OrderItem can change without its Order's SystemModstamp moving: such orders are read
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,6 +45,11 @@ from salesforce.poller import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How far back a poll between deep ones reaches: this host's clock (which ends the
+#: windows) may run that far ahead of Salesforce's (which stamps the rows) without a row
+#: waiting for the next deep poll.
+SKEW = timedelta(minutes=1)
 
 DELETED_IN_FLIGHT = "Order deleted in Salesforce while in flight: finish or cancel it by hand"
 
@@ -87,13 +93,16 @@ def poll_orders(ctx: Context) -> tuple[int, int]:
 
 
 def poll(ctx: Context) -> PollReport:
-    """One poll of every object, whatever the cadence."""
+    """One poll of every object, whatever the cadence; deep when one is due (see
+    :func:`deep_due`)."""
     now = ctx.clock()
+    deep = deep_due(ctx, now)
+    reach = ctx.overlap * 1.5 if deep else min(ctx.overlap, SKEW)
     fields = polled_fields(ctx)
     with ctx.sessions() as session:
         marks = {obj: store.watermark(session, obj) for obj in OBJECTS}
     windows = {
-        obj: next_window(marks[obj], now, overlap=ctx.overlap, settle=ctx.settle) for obj in OBJECTS
+        obj: next_window(marks[obj], now, overlap=reach, settle=ctx.settle) for obj in OBJECTS
     }
     queries = [(fields.window_query(obj, windows[obj]), True) for obj in OBJECTS]
     answers = dict(zip(OBJECTS, ctx.gateway.query_many(queries), strict=True))
@@ -114,7 +123,24 @@ def poll(ctx: Context) -> PollReport:
                     report.seen += 1
                     report.changed += _remember(session, obj, record, now)
     _move_watermarks(ctx, windows, now)
+    if deep:
+        ctx.deep_polled_at = now
     return report
+
+
+def deep_due(ctx: Context, now: datetime) -> bool:
+    """Whether this poll reaches back for late commits.
+
+    A poll reads from a minute (:data:`SKEW`) before its object's watermark on; a row
+    whose transaction commits after the watermark passed its SystemModstamp is read by the
+    next deep poll, which reaches back one and a half overlaps (``ORDERFLOW_SF_POLL_OVERLAP``)
+    and runs every half overlap (and first thing after a start or a change of leader): a
+    row that commits up to one overlap late is read. Reaching back the whole overlap on
+    every poll instead made each one re-read everything that
+    changed in the last ten minutes: with thousands of orders in flight, most of a cycle.
+    """
+    last = ctx.deep_polled_at
+    return last is None or now - last >= ctx.overlap / 2 or now < last
 
 
 def polled_fields(ctx: Context) -> PollFields:
@@ -250,7 +276,8 @@ def _cancel(session: Session, plan: Plan, live: list[Any], now: datetime) -> Non
     for task in live:
         if StepState(task.state) not in FINAL_STATES:
             store.transition(session, task, StepState.DISCARDED, "order deleted in Salesforce", now)
-    plan.status, plan.state, plan.updated_at = "Cancelled", PlanState.COMPLETED, now
+    plan.status, plan.state = "Cancelled", PlanState.COMPLETED
+    store.touch(plan, now)
 
 
 def _first_line(exc: Exception) -> str:

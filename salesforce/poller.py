@@ -2,9 +2,10 @@
 
 Peers lose records three ways: a transaction that commits after the cursor moved past its
 timestamp, many rows sharing one timestamp, and a ``>=`` cursor with LIMIT that loops. So a
-window reaches back ``overlap`` before the watermark (late commits land inside it), ends a
-few seconds before the query starts (rows still committing are read next time), reads
-every page instead of LIMIT, and the caller processes rows idempotently on (Id, content).
+window can reach back ``overlap`` before the watermark (late commits land inside it; the
+daemon's deep polls do, daemon.poll), ends a few seconds before the query starts (rows
+still committing are read next time), reads every page instead of LIMIT, and the caller
+processes rows idempotently on (Id, content).
 
 Each object (Order, OrderItem, Invoice, InvoiceLine) has its own watermark. Queries go to
 ``queryAll`` so deleted rows (``IsDeleted = true``) come back too.

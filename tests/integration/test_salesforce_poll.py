@@ -19,6 +19,10 @@ def _age(world: World, sobject: str, record_id: str) -> None:
     world.emu.update(sobject, record_id, {}, system_modstamp=datetime.now(UTC) - timedelta(hours=1))
 
 
+def _lines_of(world: World, order: str) -> list[tuple[str, dict]]:
+    return [("OrderItem", r) for r in world.emu.records("OrderItem") if r["OrderId"] == order]
+
+
 def _plans(ctx) -> dict[str, Plan]:
     with ctx.sessions() as session:
         return {p.order_id: p for p in session.query(Plan)}
@@ -45,7 +49,8 @@ def test_a_row_committed_late_inside_the_overlap_is_still_picked_up(world: World
         mark = store.watermark(session, "Order")
     assert mark is not None
     # A transaction that began before the last poll and committed after it: its
-    # SystemModstamp is older than the saved watermark, but inside the 10-minute overlap.
+    # SystemModstamp is older than the saved watermark, but inside the 10-minute overlap:
+    # the next deep poll reads it.
     late = world.add_order("ADD-SSO")
     world.emu.update("Order", late, {}, system_modstamp=mark - timedelta(minutes=3))
     for line in world.emu.records("OrderItem"):
@@ -53,9 +58,27 @@ def test_a_row_committed_late_inside_the_overlap_is_still_picked_up(world: World
             world.emu.update(
                 "OrderItem", line["Id"], {}, system_modstamp=mark - timedelta(minutes=3)
             )
+    assert poll(ctx).planned == 0, "a poll reads on from the watermark"
+    assert ctx.deep_polled_at is not None
+    ctx.deep_polled_at -= ctx.overlap / 2  # the next deep poll is due
     report = poll(ctx)
     assert report.planned == 1
     assert set(_plans(ctx)) == {first, late}
+
+
+def test_polls_between_deep_ones_do_not_re_read_the_overlap(world: World, monkeypatch):
+    order = world.add_order("PLAT-PRO")
+    five_minutes_ago = datetime.now(UTC) - timedelta(minutes=5)
+    for sobject, row in [("Order", {"Id": order}), *_lines_of(world, order)]:
+        world.emu.update(sobject, row["Id"], {}, system_modstamp=five_minutes_ago)
+    ctx = sf_context(world, monkeypatch)
+    records = 1 + len(_lines_of(world, order))
+    assert poll(ctx).seen == records, "the first poll of a start is deep"
+    assert poll(ctx).seen == 0, "nothing changed since the watermark, five minutes are past"
+    assert ctx.deep_polled_at is not None
+    ctx.deep_polled_at -= ctx.overlap / 2
+    again = poll(ctx)
+    assert (again.seen, again.changed) == (records, 0), "a deep poll reads the overlap again"
 
 
 def test_seeing_the_same_record_version_again_changes_nothing(world: World, monkeypatch):
