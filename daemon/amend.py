@@ -184,6 +184,7 @@ def apply(
     remember_order(target, effective)
     _settle_flags(target, flags, cancel, now)
     target.state = PlanState.IN_PROGRESS
+    target.wake_at = now  # its new steps may start
     store.refresh_rollup(target, now)
     log.info(
         "order %s: %s applied as revision %d (%d steps kept, %d replaced or dropped, %d new)",
@@ -269,10 +270,10 @@ def _settle_flags(plan: Plan, flags: dict[str, str], cancel: bool, now: datetime
     # Assigned only when different: an unchanged plan is not written back again.
     if flags != (plan.line_flags or {}):
         plan.line_flags = dict(flags) or None
-        plan.updated_at = now
+        store.touch(plan, now)
     if cancel and plan.cancelled_at is None:
         plan.cancelled_at = now
-        plan.updated_at = now
+        store.touch(plan, now)
         store.refresh_rollup(plan, now)
 
 
@@ -293,12 +294,13 @@ def _take_over(session: Session, plan: Plan, change: Order, revision: int, now: 
         line_flags=plan.line_flags,
         created_at=now,
         updated_at=now,
+        wake_at=now,
     )
     session.add(new)
     session.flush()
     plan.superseded_by = change.id
     plan.state = PlanState.COMPLETED
-    plan.updated_at = now
+    store.touch(plan, now)
     return new
 
 

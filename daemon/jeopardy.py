@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.context import Context
 from daemon.models import Plan, Task
 from orchestration.jeopardy import Assessment, Jeopardy, SlaStep, assess, sentence, worst
 from orchestration.rules import Sla
-from orchestration.states import FulfillmentStatus, StepState
+from orchestration.states import FINAL_STATES, FulfillmentStatus, StepState
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,18 @@ def refresh_plan(plan: Plan, now: datetime, slas: SlaCache | None = None) -> boo
     return changed
 
 
+def next_threshold(plan: Plan, now: datetime, slas: SlaCache) -> datetime | None:
+    """The first time after ``now`` at which one of the plan's open steps goes At Risk or
+    Late (their due times as :func:`refresh_plan` stored them)."""
+    times = []
+    for task in plan.tasks:
+        sla = slas.of(task)
+        if task.due_at is None or sla is None or StepState(task.state) in FINAL_STATES:
+            continue
+        times += [at for at in (task.due_at - sla.jeopardy, task.due_at) if at > now]
+    return min(times, default=None)
+
+
 def plans_to_sweep(session: Session) -> list[Plan]:
     """Plans whose work is not over, and settled ones still showing a jeopardy."""
     query = (
@@ -112,23 +124,25 @@ def plans_to_sweep(session: Session) -> list[Plan]:
 
 
 def sweep(ctx: Context) -> SweepReport:
-    """One sweep at ``ctx.clock()``: assess, persist, write back, notify (the leader only:
-    it alone writes to Salesforce, and one instance's view of the plans is enough)."""
+    """One sweep at ``ctx.clock()``: assess the plans due, write back, notify (the leader
+    only: it alone writes to Salesforce).
+
+    The assessing is :func:`daemon.cycle.advance_plans`, which every cycle runs too: each
+    plan wakes at its next SLA threshold, so the sweep looks at the plans whose time came,
+    not at everything in flight. The sweep's own cadence keeps Late orders' messages and
+    the webhook current while cycles are far apart (the poll backing off when idle).
+    """
+    from daemon.cycle import advance_plans
     from daemon.notifications import notify_changes
     from daemon.writeback import write_back
 
     report = SweepReport()
     if not ctx.membership.leading:
         return report
-    now = ctx.clock()
-    slas = SlaCache()
-    with ctx.sessions.begin() as session:
-        for plan in plans_to_sweep(session):
-            report.plans += 1
-            if refresh_plan(plan, now, slas):
-                plan.updated_at = now
-                report.changed += 1
-            report.steps.update(t.jeopardy for t in plan.tasks if t.jeopardy)
+    advanced = advance_plans(ctx)
+    report.plans, report.changed = advanced.plans, advanced.jeopardy_changed
+    with ctx.sessions() as session:
+        report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
     report.written = write_back(ctx, late=True)  # how late a Late order is, refreshed
     report.notified = notify_changes(ctx)
     if report.changed or report.notified:
@@ -140,6 +154,15 @@ def sweep(ctx: Context) -> SweepReport:
             extra={"at_risk": report.steps["At Risk"], "late": report.steps["Late"]},
         )
     return report
+
+
+def flagged_steps() -> Select[str | None, int]:
+    """Steps At Risk and Late in the store, by level."""
+    return (
+        select(Task.jeopardy, func.count())
+        .where(Task.jeopardy.in_(("At Risk", "Late")))
+        .group_by(Task.jeopardy)
+    )
 
 
 def safe_sweep(ctx: Context) -> SweepReport | None:

@@ -69,11 +69,13 @@ def safe_cycle(ctx: Context) -> CycleReport | None:
         return None
     if not report.idle:
         log.info(
-            "cycle: %d polled, %d planned, %d dispatched, %d written",
+            "cycle: %d polled, %d planned, %d dispatched, %d written (%s)",
             report.polled,
             report.planned,
             report.dispatched,
             report.written,
+            report.timings(),
+            extra={"seconds": {k: round(v, 3) for k, v in report.seconds.items()}},
         )
     return report
 

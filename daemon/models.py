@@ -107,6 +107,15 @@ class Plan(Base):
     line_flags: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: When the plan must next be looked at (daemon.cycle.advance_plans): now, when one of
+    #: its steps changed; later, the first retry, planned start or SLA threshold to come;
+    #: None, when only an answer from outside can move it. Passes take the due plans only,
+    #: so a cycle's cost follows what changed, not everything in flight.
+    wake_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: Counts the moves of ``updated_at`` (daemon.store.touch): writeback compares it
+    #: with the count it last looked at (``SfWriteback.plan_seq``), not times taken by
+    #: different instances, which a change committed late could fall behind.
+    change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.id")
 
@@ -186,6 +195,8 @@ class SfWriteback(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     retry_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    #: On an Order's row: the plan's ``change_seq`` when writeback last looked at it.
+    plan_seq: Mapped[int | None]
 
 
 class SfBudget(Base):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.models import Plan, RuleVersion, SourceRecord, Task, TaskEvent, Watermark
@@ -120,6 +120,7 @@ def create_plan(
         progress=0,
         created_at=now,
         updated_at=now,
+        wake_at=now,
     )
     session.add(plan)
     session.flush()  # the plan's id, for its tasks
@@ -224,11 +225,17 @@ def transition(
     *,
     actor: str = "orderflow",
 ) -> None:
-    """Move a task to another state, checked against the one table, with an audit row."""
+    """Move a task to another state, checked against the one table, with an audit row.
+
+    The task's plan wakes (``wake_at``): what follows the step may move now. Not for a step
+    going In Progress (nothing waits on that), so a dispatch claim touches tasks only.
+    """
     old = StepState(task.state)
     check_transition(old, to)
     task.state = to.value
     task.updated_at = now
+    if to is not StepState.IN_PROGRESS:
+        task.plan.wake_at = now
     if to is StepState.IN_PROGRESS and task.started_at is None:
         task.started_at = now
     if to in (StepState.COMPLETED, StepState.SKIPPED, StepState.CANCELED):
@@ -307,7 +314,16 @@ def refresh_rollup(plan: Plan, now: datetime) -> None:
     )
     plan.status, plan.progress, plan.state = status.value, progress, state
     if changed or touched:
-        plan.updated_at = now
+        touch(plan, now)
+        plan.wake_at = now  # and the next pass looks at what follows
+
+
+def touch(plan: Plan, now: datetime) -> None:
+    """Say that Salesforce may need to hear of ``plan`` (writeback's candidates): its
+    ``updated_at`` moves and its change count goes up by one in the UPDATE itself, so
+    changes two instances commit, or one clock stamps alike, each count."""
+    plan.updated_at = now
+    plan.change_seq = Plan.change_seq + 1
 
 
 def _plan_state(current: str, status: str) -> str:
@@ -321,15 +337,32 @@ def _plan_state(current: str, status: str) -> str:
     }.get(status, PlanState.IN_PROGRESS)
 
 
-def open_plans(session: Session) -> list[Plan]:
-    """Plans with work left, tasks loaded."""
-    return list(
-        session.scalars(
-            select(Plan)
-            .where(Plan.state.in_([PlanState.NOT_STARTED, PlanState.IN_PROGRESS]))
-            .options(selectinload(Plan.tasks))
-            .order_by(Plan.id)
-        )
+def plans_to_wake(session: Session, now: datetime, limit: int, *, shared: bool) -> list[Plan]:
+    """Up to ``limit`` plans due to be looked at (``wake_at`` passed), tasks loaded.
+
+    Shared (several instances, PostgreSQL): the plans are locked ``FOR UPDATE SKIP
+    LOCKED`` until the caller commits, so each is advanced by one instance at a time and
+    instances take different plans. Whoever changes a plan's tasks locks the plan first
+    (daemon.dispatch), so the two never wait on each other in a circle.
+    """
+    query = (
+        select(Plan)
+        .where(Plan.wake_at <= now)
+        .order_by(Plan.wake_at, Plan.id)
+        .limit(limit)
+        .options(selectinload(Plan.tasks))
+    )
+    if shared:
+        query = query.with_for_update(skip_locked=True, of=Plan)
+    return list(session.scalars(query))
+
+
+def wake_open_plans(session: Session, now: datetime) -> None:
+    """Have the next pass look at every open plan (a system went offline or came back)."""
+    session.execute(
+        update(Plan)
+        .where(Plan.state.in_([PlanState.NOT_STARTED, PlanState.IN_PROGRESS]))
+        .values(wake_at=now)
     )
 
 

@@ -62,6 +62,7 @@ def set_offline(
         return False
     row.offline, row.mode, row.reason = True, "manual" if manual else "auto", reason[:255]
     row.since, row.next_probe_at, row.updated_at = now, probe_at, now
+    store.wake_open_plans(session, now)  # their Ready callouts to it go On Hold
     return True
 
 
@@ -72,6 +73,7 @@ def set_online(session: Session, name: str, reason: str, now: datetime) -> bool:
         return False
     row.offline, row.mode, row.reason = False, "", reason[:255]
     row.since, row.next_probe_at, row.updated_at = now, None, now
+    store.wake_open_plans(session, now)  # their On Hold callouts to it are Ready again
     return True
 
 

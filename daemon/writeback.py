@@ -27,9 +27,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.context import Context
@@ -74,8 +74,8 @@ class Change:
 @dataclass
 class Wave:
     changes: list[Change] = field(default_factory=list)
-    #: Orders of the plans looked at: their rows are marked seen after the wave.
-    examined: list[str] = field(default_factory=list)
+    #: Orders of the plans looked at, with their change counts: marked seen after the wave.
+    examined: dict[str, int] = field(default_factory=dict)
 
 
 def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
@@ -88,7 +88,7 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     with ctx.sessions.begin() as session:
         wave = pending_changes(session, now, batch, names, late=late)
     if not wave.changes:
-        _mark_seen(ctx, wave.examined, now, names)
+        _mark_seen(ctx, wave.examined, now)
         return 0
     requests = _requests(wave.changes, names, soql_datetime(now))
     try:
@@ -103,7 +103,7 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
         for record, result in zip(req.records, answer, strict=False):
             results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
     written = _record(ctx, wave.changes, results, now, names)
-    _mark_seen(ctx, wave.examined, now, names)
+    _mark_seen(ctx, wave.examined, now)
     save_budget(ctx)
     return written
 
@@ -142,7 +142,7 @@ def pending_changes(
     slas = SlaCache()
     for plan in _candidates(session, now, limit, names, late=late):
         refresh_plan(plan, now, slas)
-        wave.examined.append(plan.order_id)
+        wave.examined[plan.order_id] = plan.change_seq
         rows = _rows(session, plan)
         for (sobject, sf_id, parent), fields in desired(plan, now, names).items():
             diff = _diff(rows.get((sobject, sf_id)), fields, now)
@@ -159,7 +159,7 @@ def _candidates(
     wb = SfWriteback
     wanted = [
         wb.sf_id.is_(None),
-        Plan.updated_at >= wb.updated_at,
+        Plan.change_seq > func.coalesce(wb.plan_seq, -1),
         wb.retry_at <= now,
         Plan.id.in_(_plans_with_child_retries(now)),
     ]
@@ -306,20 +306,24 @@ def _lookup_refused(change: Change, result: WriteResult, names: StatusFields) ->
     )
 
 
-def _mark_seen(ctx: Context, order_ids: list[str], now: datetime, names: StatusFields) -> None:
-    """The Orders of plans looked at are up to date as of ``now``: not candidates again
-    until their plan changes (rows with a retry due stay candidates by their retry)."""
-    if not order_ids:
+def _mark_seen(ctx: Context, examined: dict[str, int], now: datetime) -> None:
+    """The Orders of plans looked at are up to date as of the change count read: not
+    candidates again until their plan changes (rows with a retry due stay candidates by
+    their retry)."""
+    if not examined:
         return
+    rows = cast(Table, SfWriteback.__table__)
+    seen = (
+        update(rows)
+        .where(rows.c.sobject == ORDER)
+        .where(rows.c.sf_id == bindparam("order_id"))
+        .where(or_(rows.c.plan_seq.is_(None), rows.c.plan_seq < bindparam("seq")))
+        .values(plan_seq=bindparam("seq"), updated_at=now)
+    )
     with ctx.sessions.begin() as session:
-        for start in range(0, len(order_ids), _CHUNK):
-            session.execute(
-                update(SfWriteback)
-                .where(SfWriteback.sobject == ORDER)
-                .where(SfWriteback.sf_id.in_(order_ids[start : start + _CHUNK]))
-                .where(SfWriteback.updated_at < now)
-                .values(updated_at=now)
-            )
+        session.connection().execute(
+            seen, [{"order_id": order_id, "seq": seq} for order_id, seq in examined.items()]
+        )
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -98,6 +98,21 @@ def advance(steps: Sequence[StepView], now: datetime, offline: Iterable[str] = (
     return moves
 
 
+def next_move_at(steps: Iterable[StepView], now: datetime) -> datetime | None:
+    """The first time after ``now`` at which time alone moves a step (a planned start, a
+    retry's back-off over); None when only an answer or an operator can move one."""
+    times = [
+        at
+        for s in steps
+        for at in (
+            s.not_before if s.state is S.SCHEDULED else None,
+            s.next_attempt_at if s.state is S.FAILED else None,
+        )
+        if at is not None and at > now
+    ]
+    return min(times, default=None)
+
+
 def _due(not_before: datetime | None, now: datetime, moves: list[Move], step_id: str) -> bool:
     # A step scheduled in this same call keeps the time it was given there.
     for m in reversed(moves):
