@@ -45,7 +45,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 #: Faster than the defaults, so a takeover or a fallback poll costs little of the run.
 FAST = {
     "ORDERFLOW_POLL_INTERVAL": "0.2",
-    # The emulator commits at once: re-reading the last ten minutes at every poll is waste.
+    # The emulator commits at once: no late commit to reach back ten minutes for.
     "ORDERFLOW_SF_POLL_OVERLAP": "2",
     "ORDERFLOW_HEARTBEAT_INTERVAL": "0.5",
     "ORDERFLOW_INSTANCE_DEAD_AFTER": "3",

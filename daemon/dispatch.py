@@ -2,8 +2,8 @@
 
 Due callouts are claimed in batches, each in one short transaction that writes the intent
 (In Progress, ``dispatch_started_at``) and this instance's lease (daemon.claims), then
-sent, up to ``Context.concurrency`` calls in flight per system, and each result is
-committed on its own, with the lease's end, as soon as it arrives. A crash between the two
+sent, up to ``Context.concurrency`` calls in flight per system, and the batch's results
+are committed together, each with its lease's end, once all are in. A crash between the two
 commits leaves the intent behind; once the reaper finds its instance dead (daemon.instances;
 after a restart on SQLite: at once) the next claim resends it with the same idempotency
 key, and the system answers with what it did the first time.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +32,9 @@ from orchestration.states import StepState
 
 log = logging.getLogger(__name__)
 
+
+#: Answers committed per transaction (a batch's answers are recorded once all are in).
+RECORD_BATCH = 100
 
 #: Claim rounds per dispatch at most: the leader's other phases are not kept waiting (an
 #: instance that does not lead has nothing else to do, and goes on ten times longer).
@@ -60,7 +65,7 @@ def _dispatch_batch(ctx: Context, batch: int) -> int:
         (ThreadPoolExecutor(min(ctx.concurrency, len(work)), f"dispatch-{system}"), work)
         for system, work in sorted(by_system.items())
     ]
-    futures: list[Future[None]] = []
+    futures: list[Future[Answer | None]] = []
     try:
         for pool, work in pools:
             futures.extend(pool.submit(_send, ctx, task_id, request) for task_id, request in work)
@@ -68,8 +73,10 @@ def _dispatch_batch(ctx: Context, batch: int) -> int:
     finally:
         for pool, _ in pools:
             pool.shutdown(wait=True)
-    for future in futures:
-        future.result()  # an unexpected error (the store is gone) stops the cycle loudly
+    # An unexpected error (the store is gone) stops the cycle loudly.
+    answers = [answer for future in futures if (answer := future.result()) is not None]
+    for start in range(0, len(answers), RECORD_BATCH):
+        _record(ctx, answers[start : start + RECORD_BATCH])
     return len(claimed)
 
 
@@ -88,7 +95,16 @@ def _claim(ctx: Context, limit: int | None = None) -> list[tuple[int, TaskReques
         return [(task.id, _request(task, session)) for task in due]
 
 
-def _send(ctx: Context, task_id: int, request: TaskRequest) -> None:
+@dataclass(frozen=True)
+class Answer:
+    """What a system said to one dispatch: a result, or a retriable error."""
+
+    task_id: int
+    result: SubmitResult | None
+    error: RetriableError | None = None
+
+
+def _send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
     system = ctx.systems.get(request.system)
     try:
         if system is None:
@@ -97,13 +113,14 @@ def _send(ctx: Context, task_id: int, request: TaskRequest) -> None:
         result = submit_timed(system, ctx.outbound(request, ctx.clock()))
     except SystemOffline as exc:
         hold_for_offline(ctx, task_id, str(exc))  # On Hold, the attempt given back
+        return None
     except RetriableError as exc:
-        _record(ctx, task_id, None, exc)
+        return Answer(task_id, None, exc)
     except RecordError as exc:
-        failed = SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
-        _record(ctx, task_id, failed, None)
-    else:
-        _record(ctx, task_id, result, None)
+        return Answer(
+            task_id, SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
+        )
+    return Answer(task_id, result)
 
 
 def _request(task: Task, session: Session) -> TaskRequest:
@@ -119,55 +136,83 @@ def _request(task: Task, session: Session) -> TaskRequest:
     )
 
 
-def _record(
-    ctx: Context, task_id: int, result: SubmitResult | None, error: RetriableError | None
-) -> None:
+def _record(ctx: Context, answers: list[Answer]) -> None:
+    """Commit a batch of answers in one transaction: each step's result and its plan's new
+    rollup together, the lease ended. A crash before the commit loses no effect: the
+    intents stay, and the resends carry the same idempotency keys.
+
+    Locked, the plans first and in id order, as every other writer locks them (plans, then
+    their tasks), so no two transactions wait on each other in a circle; and a callback or
+    another instance's resend recording the same task waits for this one."""
     now = ctx.clock()
     with ctx.sessions.begin() as session:
-        # Locked, the plan first as the leader's phases lock them (plans, then their tasks),
-        # so the two never wait on each other in a circle; and a callback or another
-        # instance's resend recording the same task waits for this one.
-        plan_id = session.scalar(select(Task.plan_id).where(Task.id == task_id))
-        session.get(Plan, plan_id, with_for_update=True, populate_existing=True)
-        task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
-        assert task is not None
-        if task.state != StepState.IN_PROGRESS:
-            return  # its callback arrived before this answer and finished it
-        task.dispatch_started_at = None
-        claims.release(task)
-        if result is not None and result.outcome is Outcome.COMPLETED:
-            task.external_ref = result.external_ref
-            task.message = ""
-            store.transition(session, task, StepState.COMPLETED, "system answered completed", now)
-        elif result is not None and result.outcome is Outcome.ACCEPTED:
-            task.external_ref = result.external_ref
-            task.message = f"accepted by {task.system}, waiting for completion"
-        elif result is not None:
-            code = result.code or "failed"
-            fail(
-                session,
-                task,
-                result.message or f"{task.system} refused the task ({code})",
-                now,
-                code=code,
-                retriable=False,
-                rules=ctx.ruleset,
-                rng=ctx.rng,
+        ids = [a.task_id for a in answers]
+        plan_ids = set(session.scalars(select(Task.plan_id).where(Task.id.in_(ids))))
+        plans = {
+            p.id: p
+            for p in session.scalars(
+                select(Plan)
+                .where(Plan.id.in_(plan_ids))
+                .order_by(Plan.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
-        else:
-            assert error is not None
-            fail(
-                session,
-                task,
-                str(error),
-                now,
-                code=error.code,
-                retriable=True,
-                rules=ctx.ruleset,
-                rng=ctx.rng,
-                retry_after=error.retry_after,
+        }
+        tasks = {
+            t.id: t
+            for t in session.scalars(
+                select(Task)
+                .where(Task.id.in_(ids))
+                .order_by(Task.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
-        plan = session.get(Plan, task.plan_id)
-        assert plan is not None
-        ctx.answered(session, plan.order_id, task, now)  # its reference: the system's key
-        store.refresh_rollup(plan, now)
+        }
+        touched: set[int] = set()
+        for answer in answers:
+            task = tasks.get(answer.task_id)
+            if task is None or task.state != StepState.IN_PROGRESS:
+                continue  # its callback arrived before this answer and finished it
+            _apply(ctx, session, task, answer, now)
+            ctx.answered(session, plans[task.plan_id].order_id, task, now)  # the system's key
+            touched.add(task.plan_id)
+        for plan_id in sorted(touched):
+            store.refresh_rollup(plans[plan_id], now)
+
+
+def _apply(ctx: Context, session: Session, task: Task, answer: Answer, now: datetime) -> None:
+    result, error = answer.result, answer.error
+    task.dispatch_started_at = None
+    claims.release(task)
+    if result is not None and result.outcome is Outcome.COMPLETED:
+        task.external_ref = result.external_ref
+        task.message = ""
+        store.transition(session, task, StepState.COMPLETED, "system answered completed", now)
+    elif result is not None and result.outcome is Outcome.ACCEPTED:
+        task.external_ref = result.external_ref
+        task.message = f"accepted by {task.system}, waiting for completion"
+    elif result is not None:
+        code = result.code or "failed"
+        fail(
+            session,
+            task,
+            result.message or f"{task.system} refused the task ({code})",
+            now,
+            code=code,
+            retriable=False,
+            rules=ctx.ruleset,
+            rng=ctx.rng,
+        )
+    else:
+        assert error is not None
+        fail(
+            session,
+            task,
+            str(error),
+            now,
+            code=error.code,
+            retriable=True,
+            rules=ctx.ruleset,
+            rng=ctx.rng,
+            retry_after=error.retry_after,
+        )

@@ -42,7 +42,7 @@ pytestmark = needs_postgres
 ORDERS = int(os.environ.get("ORDERFLOW_TEST_PG_ORDERS", "300"))
 FAST = {
     "ORDERFLOW_POLL_INTERVAL": "0.2",
-    # The emulator commits at once: re-reading the last ten minutes at every poll is waste.
+    # The emulator commits at once: no late commit to reach back ten minutes for.
     "ORDERFLOW_SF_POLL_OVERLAP": "2",
     "ORDERFLOW_HEARTBEAT_INTERVAL": "0.5",
     "ORDERFLOW_INSTANCE_DEAD_AFTER": "3",
