@@ -197,7 +197,10 @@ class Membership:
             try:
                 self.beat(clock())
             except SQLAlchemyError as exc:
-                log.warning("heartbeat failed, will try again: %s", exc)
+                # Alone on SQLite, the row only tells `orderflow status` who runs, and a big
+                # commit (a first poll of thousands of orders) holding the file is no news.
+                level = logging.WARNING if self.shared else logging.DEBUG
+                log.log(level, "heartbeat failed, will try again: %s", exc)
 
 
 def reap(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.common import CALLOUT_RULES, add_orders
 from daemon import db
 from daemon.demo import SETTLED, SYSTEMS, act_as_operator, demo_environment
 from daemon.models import Instance, Plan, Task
@@ -36,10 +38,10 @@ from tests.integration.pg import needs_postgres
 
 pytestmark = needs_postgres
 
-#: The issue asks for 5,000. On this shared 2-core machine 1,000 did not settle within
-#: five minutes (the leader's first writeback holds up plan advancement), so the default
-#: keeps the file within minutes; ORDERFLOW_TEST_PG_ORDERS=5000 runs the issue's figure.
-ORDERS = int(os.environ.get("ORDERFLOW_TEST_PG_ORDERS", "300"))
+#: The issue's figure. The rules are the callouts-only ones of the benchmarks (an ERP order
+#: per order, each line billed then provisioned): this test is about sharing the work
+#: exactly once, the two below run the default rules with their every step kind.
+ORDERS = int(os.environ.get("ORDERFLOW_TEST_PG_ORDERS", "5000"))
 FAST = {
     "ORDERFLOW_POLL_INTERVAL": "0.2",
     # The emulator commits at once: no late commit to reach back ten minutes for.
@@ -67,8 +69,8 @@ class Cluster:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[str]] = field(default_factory=list)
 
-    def start(self, count: int) -> None:
-        env = {**demo_environment(self.emu, self.stubs, self.workdir), **FAST}
+    def start(self, count: int, **settings: str) -> None:
+        env = {**demo_environment(self.emu, self.stubs, self.workdir), **FAST, **settings}
         env["ORDERFLOW_DATABASE_URL"] = self.url
         for _ in range(count):
             log = (self.workdir / f"instance-{len(self.procs)}.log").open("w")
@@ -97,6 +99,12 @@ class Cluster:
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+
+    def dispatched_by(self, index: int) -> int:
+        """Callouts the index-th instance sent, from its log's cycle lines."""
+        self.logs[index].flush()
+        text = (self.workdir / f"instance-{index}.log").read_text()
+        return sum(int(n) for n in re.findall(r"cycle: .*?(\d+) dispatched", text))
 
     def settled(self) -> int:
         statuses = Counter(r.get("Fulfillment_Status__c") for r in self.emu.records("Order"))
@@ -167,11 +175,17 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[Cluster]:
 
 
 def test_three_instances_settle_every_order_with_no_duplicate_effect(cluster: Cluster):
-    seed_demo_org(cluster.emu, orders=ORDERS)
-    cluster.start(3)
+    add_orders(cluster.emu, ORDERS)
+    cluster.start(3, ORDERFLOW_RULES_FILE=str(CALLOUT_RULES))
     assert Counter(r.role for r in cluster.rows()) == {"leader": 1, "worker": 2}
-    cluster.wait_settled(timeout=max(300.0, ORDERS / 3))
+    cluster.wait_settled(timeout=max(300.0, ORDERS / 4))
     cluster.assert_exactly_once()
+    assert Counter(r.get("Fulfillment_Status__c") for r in cluster.emu.records("Order")) == {
+        "Completed": ORDERS
+    }
+    # The work was shared: each instance dispatched some, as its cycle log lines say.
+    dispatched = [cluster.dispatched_by(n) for n in range(3)]
+    assert all(n > 0 for n in dispatched), dispatched
     with cluster.sessions() as session:
         counts = Counter(session.scalars(select(Task.system).where(Task.system.is_not(None))))
     assert sum(s.stats()["effects"] for s in cluster.stubs.values()) == counts.total()
