@@ -1,14 +1,16 @@
-"""The jeopardy sweep: every step checked against its SLA at the injected clock's time.
+"""Jeopardy: every open step checked against its SLA at the injected clock's time.
 
-Runs on its own cadence (``ORDERFLOW_JEOPARDY_INTERVAL``, scheduled by :mod:`daemon.loop`),
-not only when something is polled: time alone makes a step At Risk or Late. Each sweep
-persists per task ``jeopardy`` and ``due_at`` and per plan ``jeopardy`` (the worst of its
-open steps), bumps the plan's ``updated_at`` when any of it changed so that writeback
-carries it to Salesforce, writes back, and tells the webhook of orders that went At Risk,
-Late or Fallout (once per change: what was told is kept in ``plans.notified``).
+Time alone makes a step At Risk or Late, so each plan wakes (``plans.wake_at``) at its
+next SLA threshold as well as when a step changes: :func:`daemon.cycle.advance_plans`
+assesses the plans due with :func:`refresh_plan`, persisting per task ``jeopardy`` and
+``due_at`` and per plan ``jeopardy`` (the worst of its open steps), and moves the plan's
+``updated_at`` when any of it changed so that writeback carries it to Salesforce.
 
-Writeback refreshes the plans it writes as well (:func:`refresh_plan`), so a step that
-finishes clears its flag in the same cycle, without waiting for the next sweep.
+The sweep runs on its own cadence too (``ORDERFLOW_JEOPARDY_INTERVAL``, scheduled by
+:mod:`daemon.loop`): the same pass, then writeback (Late orders' "N h late" refreshed) and
+the webhook told of orders that went At Risk, Late or Fallout (once per change: what was
+told is kept in ``plans.notified``). Writeback refreshes the plans it writes as well, so a
+step that finishes clears its flag in the same cycle.
 """
 
 from __future__ import annotations

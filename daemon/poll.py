@@ -136,8 +136,8 @@ def deep_due(ctx: Context, now: datetime) -> bool:
     next deep poll, which reaches back one and a half overlaps (``ORDERFLOW_SF_POLL_OVERLAP``)
     and runs every half overlap (and first thing after a start or a change of leader): a
     row that commits up to one overlap late is read. Reaching back the whole overlap on
-    every poll instead made each one re-read everything that
-    changed in the last ten minutes: with thousands of orders in flight, most of a cycle.
+    every poll instead re-read everything changed in the last ten minutes, every cycle:
+    with thousands of orders just activated, most of the cycle.
     """
     last = ctx.deep_polled_at
     return last is None or now - last >= ctx.overlap / 2 or now < last

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import claims, db, instances, wakeup
+from daemon import store as store_module
 from daemon.models import Base, Instance, Plan, Task
 from orchestration.states import StepState
 from tests.integration.pg import needs_postgres
@@ -108,6 +109,42 @@ def test_two_instances_claiming_at_once_get_different_tasks_and_neither_waits(st
     assert sorted(owners.values()) == ["a"] * 4 + ["b"] * 2
     with store.begin() as session:
         assert claims.claim(session, "c", NOW, lease, 10, shared=True) == [], "all leased"
+
+
+def test_two_instances_advancing_at_once_take_different_plans_and_neither_waits(store):
+    with store.begin() as session:
+        for n in range(5):
+            session.add(
+                Plan(
+                    order_id=f"801{n:015d}",
+                    order_number=str(n),
+                    rules_version="v",
+                    state="In Progress",
+                    status="In Progress",
+                    created_at=NOW,
+                    updated_at=NOW,
+                    wake_at=NOW - timedelta(seconds=n),
+                )
+            )
+        session.add(  # not due yet: neither takes it
+            Plan(
+                order_id="801999999999999999",
+                order_number="later",
+                rules_version="v",
+                state="In Progress",
+                status="In Progress",
+                created_at=NOW,
+                updated_at=NOW,
+                wake_at=NOW + timedelta(minutes=1),
+            )
+        )
+    with store.begin() as first:
+        mine = store_module.plans_to_wake(first, NOW, 3, shared=True)
+        # "first" has not committed: its plans are locked, so the second skips them.
+        with store.begin() as second:
+            theirs = store_module.plans_to_wake(second, NOW, 10, shared=True)
+        assert [p.order_number for p in mine] == ["4", "3", "2"], "the longest due first"
+        assert sorted(p.order_number for p in theirs) == ["0", "1"]
 
 
 def beat(sessions, instance_id: str, at: datetime) -> None:

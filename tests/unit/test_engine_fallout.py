@@ -11,6 +11,7 @@ import pytest
 
 from daemon.app import POLLED_FIELDS
 from daemon.auto import REGISTRY, AutoCall
+from daemon.cycle import advance_plans
 from daemon.settings import DEFAULT_RULES
 from downstream.protocol import Outcome, SubmitResult, TaskRequest
 from orchestration.errors import OperatorError, RecordError, RetriableError
@@ -209,3 +210,22 @@ def test_an_auto_function_that_is_not_registered_falls_out(engine: Engine):
     check = engine.task("erp_order.check")
     assert check.state == "Fatally Failed"
     assert check.message == "no auto function named 'require_fields' is registered"
+
+
+def test_a_plan_sleeps_until_its_retry_and_a_pass_looks_only_at_plans_due(engine: Engine):
+    engine.systems["billing"].scripts["subscriptions"] = [down]
+    waiting = engine.plan("ADD-SSO")
+    engine.run(rounds=1)
+    billing = engine.task("subscription.billing")
+    assert billing.state == "Failed" and billing.next_attempt_at is not None
+    # Nothing but the back-off can move it: the plan wakes at the retry, not before.
+    assert engine.plan_row(waiting).wake_at == billing.next_attempt_at
+    assert advance_plans(engine.ctx).plans == 0, "no plan due: nothing loaded"
+
+    other = engine.plan("ADD-SSO", order_id="801000000000002AAA")
+    assert advance_plans(engine.ctx).plans == 1, "the new plan only"
+    assert engine.plan_row(other).wake_at is not None, "its SLA's first threshold"
+
+    engine.clock.tick(seconds=3)
+    engine.run()
+    assert engine.task("subscription.billing").state == "Completed"
