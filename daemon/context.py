@@ -53,6 +53,8 @@ class Context:
     overlap: timedelta = timedelta(minutes=10)
     #: When this instance last polled deep (None: not yet, so its first poll does).
     deep_polled_at: datetime | None = None
+    #: The newest crosswalk entry the leader has tried held orders against (daemon.held).
+    crosswalk_seen: int | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

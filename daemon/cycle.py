@@ -22,6 +22,7 @@ from daemon.auto import AutoCall
 from daemon.context import Context
 from daemon.dispatch import dispatch
 from daemon.fallout import fail
+from daemon.held import release_held
 from daemon.invoices import plan_invoices, write_back_invoices
 from daemon.jeopardy import SlaCache, next_threshold, refresh_plan
 from daemon.models import Plan, Task
@@ -78,6 +79,7 @@ def run_cycle(ctx: Context) -> CycleReport:
             report.polled, report.planned = poll_orders(ctx)
         with phase("amend"):
             cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
+            release_held(ctx)  # orders held for a legacy id the crosswalk now maps
         with phase("invoices"):
             plan_invoices(ctx)  # posted Invoices become ERP transfer plans
         with phase("systems"):

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from daemon import amend, store
+from daemon import amend, held, store
 from daemon.context import Context
 from daemon.models import Plan, SourceRecord
 from daemon.sf_state import save_budget
@@ -215,6 +215,9 @@ def _ingest_order(
         return  # an echo of our own writeback, or a record seen before
     report.changed += 1
     existing = store.plan_for(session, str(record["Id"]))
+    if existing is not None and held.is_held(existing):
+        report.planned += held.plan_again(ctx, session, existing, record, now)
+        return
     if existing is not None:
         # Changed in place or cancelled: reconciled against its plan (daemon.amend).
         report.amended += amend.order_changed(ctx, session, existing, record, now)

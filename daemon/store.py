@@ -124,6 +124,17 @@ def create_plan(
     )
     session.add(plan)
     session.flush()  # the plan's id, for its tasks
+    add_tasks(session, plan, steps, now)
+    # Derived from the steps in hand rather than from the tasks (a query per plan).
+    status, progress = rollup(step.state for step in steps)
+    plan.status, plan.progress = status.value, progress
+    plan.state = _plan_state(plan.state, status.value)
+    return plan
+
+
+def add_tasks(session: Session, plan: Plan, steps: Sequence[PlannedStep], now: datetime) -> None:
+    """Insert ``steps`` as the tasks of the plan's current revision, each with its
+    idempotency key and a "planned" audit row."""
     dumps: dict[int, dict[str, Any]] = {}
     rows = []
     for step in steps:
@@ -150,7 +161,7 @@ def create_plan(
                 "line_action": step.line_action.value if step.line_action else None,
                 "definition": definition,
                 "state": step.state.value,
-                "idempotency_key": idempotency_key(order.id, step.step_id, plan.revision),
+                "idempotency_key": idempotency_key(plan.order_id, step.step_id, plan.revision),
                 "attempts": 0,
                 "message": step.message[:255],
                 "not_before": step.not_before,
@@ -163,7 +174,11 @@ def create_plan(
         # Bulk statements, not one ORM object per row: planning is the store's hot path.
         connection = session.connection()
         connection.execute(insert(_TASKS), rows)
-        created = connection.execute(select(Task.id, Task.state).where(Task.plan_id == plan.id))
+        created = connection.execute(
+            select(Task.id, Task.state)
+            .where(Task.plan_id == plan.id)
+            .where(Task.revision == plan.revision)
+        )
         connection.execute(
             insert(_EVENTS),
             [
@@ -179,11 +194,6 @@ def create_plan(
             ],
         )
         session.expire(plan, ["tasks"])
-    # Derived from the steps in hand rather than from the tasks (a query per plan).
-    status, progress = rollup(step.state for step in steps)
-    plan.status, plan.progress = status.value, progress
-    plan.state = _plan_state(plan.state, status.value)
-    return plan
 
 
 def pin_rules(session: Session, ruleset: RuleSet, now: datetime) -> None:

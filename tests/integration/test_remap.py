@@ -11,6 +11,7 @@ import pytest
 from daemon.cli import main
 from daemon.models import Task
 from remap.ids import to15, to18
+from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled
 
 PREFIXES = {"SBQQ__Subscription__c": "a1X", "SBQQ__QuoteLine__c": "a0R", "SBQQ__Quote__c": "a0Q"}
@@ -117,6 +118,46 @@ def test_an_unmapped_subscription_makes_the_order_fallout_with_the_reason_on_it(
     assert len(erp) == 1, "nothing of the held order was sent anywhere"
     billed = [e.payload["order_item_id"] for e in world.stubs["billing"].effects]
     assert held_line not in billed
+
+
+def test_a_held_order_is_planned_once_its_mapping_is_imported(
+    world: World, monkeypatch, tmp_path, remap
+):
+    unmapped = legacy("a1X", 3)
+    held_id, held_line = migrated_order(world, SBQQ__Subscription__c=to15(unmapped))
+    ctx = world.context(monkeypatch, **remap)
+    monkeypatch.setenv("ORDERFLOW_REMAP_PREFIXES", json.dumps(PREFIXES))
+    run_until_settled(ctx, world)
+    assert world.order_statuses() == {held_id: "Fallout"}
+    assert world.stubs["erp"].effects == [], "nothing of a held order is sent"
+
+    asset = to18("02i3Kp000000003")
+    crosswalk = write_csv(tmp_path / "cw.csv", (unmapped, "SBQQ__Subscription__c", asset, "Asset"))
+    assert orderflow("remap", "import", str(crosswalk)) == 0
+    run_until_settled(ctx, world)  # the Order did not change: the import alone releases it
+
+    assert world.order_statuses() == {held_id: "Completed"}
+    (billed,) = world.stubs["billing"].effects
+    assert (billed.payload["order_item_id"], billed.payload["subscription"]) == (held_line, asset)
+    with ctx.sessions() as session:
+        held = session.query(Task).filter(Task.revision == 1).all()
+        planned = session.query(Task).filter(Task.revision == 2).all()
+    assert {t.state for t in held} == {"Discarded"}, "the held step, discarded, not resolved"
+    assert {t.state for t in planned} == {"Completed"} and len(planned) == 2
+
+
+def test_a_held_order_corrected_in_salesforce_is_planned(world: World, monkeypatch, remap):
+    held_id, held_line = migrated_order(world, SBQQ__Subscription__c=to15(legacy("a1X", 4)))
+    ctx = world.context(monkeypatch, **remap)
+    run_until_settled(ctx, world)
+    assert world.order_statuses() == {held_id: "Fallout"}
+
+    world.emu.update("OrderItem", held_line, {"SBQQ__Subscription__c": None})  # a new sale
+    force_poll(ctx)
+    run_until_settled(ctx, world)
+
+    assert world.order_statuses() == {held_id: "Completed"}
+    assert [e.payload["order_item_id"] for e in world.stubs["billing"].effects] == [held_line]
 
 
 @pytest.mark.parametrize(
