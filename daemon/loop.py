@@ -2,7 +2,8 @@
 
 A ``schedule.Scheduler`` holds the loop's jobs: the sync cycle (re-armed after each run
 with the pacing's next wait, daemon.pacing) and the jeopardy sweep on its own cadence
-(``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.jeopardy). Between jobs the loop waits on the
+(``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.jeopardy), and hourly housekeeping (callback
+receipts past their use, daemon.callbacks). Between jobs the loop waits on the
 stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
@@ -27,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from daemon import pacing
+from daemon.callbacks import prune_receipts
 from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
@@ -179,11 +181,21 @@ def run_forever(
         if not stop.is_set():
             safe_sweep(ctx)
 
+    def housekeeping() -> None:
+        try:
+            pruned = prune_receipts(ctx)
+        except (OperationalError, IntegrityError) as exc:
+            log.warning("housekeeping put off by the database: %s", exc.orig)
+            return
+        if pruned:
+            log.info("pruned %d callback receipts older than a day", pruned)
+
     # Typed int, but schedule makes a timedelta of it: fractions of seconds work.
     cycles = scheduler.every(interval).seconds.do(cycle)  # type: ignore[arg-type]
     cycles.next_run = datetime.now()  # the first cycle at once (schedule's clock: local)
     if jeopardy_interval:
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
+    scheduler.every().hour.do(housekeeping)
     try:
         while not stop.is_set():
             scheduler.run_pending()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 
+from daemon.callbacks import RECEIPTS_KEPT, prune_receipts
+from daemon.models import CallbackReceipt
 from daemon.web import Listener, create_app, daemon_routes
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from orchestration.states import StepState
@@ -100,3 +103,19 @@ def test_callbacks_for_a_system_without_a_secret_are_refused(world, listener_url
     raw = b'{"correlation": "x"}'
     answer = requests.post(f"{url}/callbacks/billing", data=raw, timeout=10)
     assert answer.status_code == 404
+
+
+def test_receipts_older_than_a_day_are_pruned_and_newer_ones_kept(world, listener_url):
+    ctx, _stub, url = listener_url
+    world.add_order("PLAT-PRO", "ADD-SSO")
+    cycle_until(ctx, lambda: len(accepted(ctx)) == 2)
+    for task in accepted(ctx):
+        body = {"correlation": task.correlation_token, "status": "completed"}
+        assert post(url, body).status_code == 200
+    assert prune_receipts(ctx) == 0, "both received just now"
+
+    clock = ctx.clock
+    ctx.clock = lambda: clock() + RECEIPTS_KEPT + timedelta(minutes=1)
+    assert prune_receipts(ctx) == 2
+    with ctx.sessions() as session:
+        assert session.query(CallbackReceipt).count() == 0
