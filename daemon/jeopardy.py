@@ -16,6 +16,7 @@ step that finishes clears its flag in the same cycle.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -141,18 +142,21 @@ def sweep(ctx: Context) -> SweepReport:
     report = SweepReport()
     if not ctx.membership.leading:
         return report
+    started = time.monotonic()
     advanced = advance_plans(ctx)
     report.plans, report.changed = advanced.plans, advanced.jeopardy_changed
     with ctx.sessions() as session:
         report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
     report.written = write_back(ctx, late=True)  # how late a Late order is, refreshed
     report.notified = notify_changes(ctx)
-    if report.changed or report.notified:
+    seconds = time.monotonic() - started
+    if report.changed or report.notified or report.written or seconds >= 1:
         log.info(
-            "jeopardy sweep: %d plans changed, %d records written, %d notified",
+            "jeopardy sweep: %d plans changed, %d records written, %d notified (%.2f s)",
             report.changed,
             report.written,
             report.notified,
+            seconds,
             extra={"at_risk": report.steps["At Risk"], "late": report.steps["Late"]},
         )
     return report

@@ -187,7 +187,7 @@ class SfWriteback(Base):
     sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
     #: The record's Id, or its external id for upserted records (Fulfillment_Task__c).
     sf_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    parent_id: Mapped[str | None] = mapped_column(String(18))
+    parent_id: Mapped[str | None] = mapped_column(String(18), index=True)
     written: Mapped[dict[str, Any]]
     error_code: Mapped[str | None] = mapped_column(String(80), index=True)
     error: Mapped[str | None] = mapped_column(Text)

@@ -140,10 +140,11 @@ def pending_changes(
     session), so what is written and what the store says agree."""
     wave = Wave()
     slas = SlaCache()
-    for plan in _candidates(session, now, limit, names, late=late):
+    plans = _candidates(session, now, limit, names, late=late)
+    rows = _sent(session, [p.order_id for p in plans])
+    for plan in plans:
         refresh_plan(plan, now, slas)
         wave.examined[plan.order_id] = plan.change_seq
-        rows = _rows(session, plan)
         for (sobject, sf_id, parent), fields in desired(plan, now, names).items():
             diff = _diff(rows.get((sobject, sf_id)), fields, now)
             if diff:
@@ -186,19 +187,31 @@ def _plans_with_child_retries(now: datetime) -> Any:
     )
 
 
-def _rows(session: Session, plan: Plan) -> dict[tuple[str, str], SfWriteback]:
-    rows = session.scalars(
-        select(SfWriteback).where(
-            or_(
-                and_(SfWriteback.sobject == ORDER, SfWriteback.sf_id == plan.order_id),
-                SfWriteback.parent_id == plan.order_id,
-            )
+@dataclass(frozen=True)
+class Sent:
+    """What a record was last sent (or refused), as :func:`_diff` needs it."""
+
+    written: dict[str, Any]
+    retry_at: datetime | None
+    failed_values: dict[str, Any] | None
+
+
+def _sent(session: Session, order_ids: Sequence[str]) -> dict[tuple[str, str], Sent]:
+    """The writeback rows of these Orders and of their children (lines, tasks), 500 Orders
+    a query: plain tuples, not ORM objects, for they are only compared."""
+    wb = SfWriteback
+    found: dict[tuple[str, str], Sent] = {}
+    for start in range(0, len(order_ids), _CHUNK):
+        ids = order_ids[start : start + _CHUNK]
+        query = select(wb.sobject, wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
+            or_(and_(wb.sobject == ORDER, wb.sf_id.in_(ids)), wb.parent_id.in_(ids))
         )
-    )
-    return {(r.sobject, r.sf_id): r for r in rows}
+        for sobject, sf_id, written, retry_at, failed in session.execute(query):
+            found[(sobject, sf_id)] = Sent(written, retry_at, failed)
+    return found
 
 
-def _diff(row: SfWriteback | None, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _diff(row: Sent | None, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     if row is None:
         return dict(fields)
     if row.retry_at is not None and row.retry_at > now:

@@ -1,4 +1,4 @@
-"""plans.wake_at: when a plan must next be advanced; plans.change_seq for writeback
+"""plans.wake_at (when a plan must next be advanced), change counts and an index for writeback
 
 Revision ID: 0010
 Revises: 0009
@@ -24,6 +24,8 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("sf_writebacks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("plan_seq", sa.Integer(), nullable=True))
+        # Writeback reads the rows of a wave's Orders and of their children by parent.
+        batch_op.create_index("ix_sf_writebacks_parent_id", ["parent_id"], unique=False)
     # Every plan already in the store is looked at once by the first pass after the upgrade,
     # which then sets its own next time.
     op.execute("UPDATE plans SET wake_at = updated_at")
@@ -31,6 +33,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("sf_writebacks", schema=None) as batch_op:
+        batch_op.drop_index("ix_sf_writebacks_parent_id")
         batch_op.drop_column("plan_seq")
     with op.batch_alter_table("plans", schema=None) as batch_op:
         batch_op.drop_column("change_seq")
