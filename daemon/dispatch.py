@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from daemon import claims, store
 from daemon.context import Context
@@ -155,6 +155,7 @@ def _record(ctx: Context, answers: list[Answer]) -> None:
                 .where(Plan.id.in_(plan_ids))
                 .order_by(Plan.id)
                 .with_for_update()
+                .options(selectinload(Plan.tasks))  # each rollup reads them all
                 .execution_options(populate_existing=True)
             )
         }
