@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -111,8 +110,6 @@ class AdvanceReport:
     plans: int = 0
     #: Plans whose jeopardy (or a step's) changed: writeback carries it to Salesforce.
     jeopardy_changed: int = 0
-    #: Steps At Risk and Late among the plans looked at.
-    steps: Counter[str] = field(default_factory=Counter)
 
 
 def advance_plans(ctx: Context) -> AdvanceReport:
@@ -138,7 +135,6 @@ def advance_plans(ctx: Context) -> AdvanceReport:
                 if refresh_plan(plan, now, slas):
                     store.touch(plan, now)  # writeback carries the new jeopardy
                     report.jeopardy_changed += 1
-                report.steps.update(t.jeopardy for t in plan.tasks if t.jeopardy)
                 plan.wake_at = _next_wake(plan, now, slas)
         report.plans += len(plans)
         if len(plans) < BATCH:
