@@ -20,9 +20,10 @@ systemd's restart would.
 
 Provisioning's SLA is set short here (At Risk after 5 s, Late after 10 s), and the
 jeopardy sweep (daemon.jeopardy) runs after every cycle. Checks: every order Completed, 0
-duplicate effects, one effect per expected step, no step lost; every provisioning step
-open well past 5 s (those the outage held) was flagged At Risk or Late during the run, and
-none that finished well within 5 s was.
+duplicate effects, one effect per expected step, no step lost; every provisioning step a
+sweep found open past its 5 s (those the outage held) was flagged At Risk or Late by it,
+and none that finished within 5 s was. (A step can go At Risk and finish within one
+cycle's dispatch, between two sweeps: nothing could have flagged it, so it is not counted.)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,10 @@ OFFLINE_SECONDS = 12.0
 #: longer, so the steps it holds must be flagged; the others, done in a second or two, not).
 SLA_LINE = "  callout/provisioning: {estimate: 10s, jeopardy: 5s}\n"
 AT_RISK_AFTER = 5.0
-#: A sweep runs once a cycle: a step is expected flagged only if it stayed open this much
-#: longer than its At Risk offset (and a flag is false only if it was open this much less).
-SLACK = 3.0
+#: A step is expected flagged when a sweep ran while it was open and this much past its At
+#: Risk time (the store's times are the daemon's, the sweeps' this process's: one clock);
+#: a flag is false when the step was open less than its At Risk offset by this much.
+SLACK = 0.5
 FLAGS = ("At Risk", "Late")
 
 
@@ -150,7 +152,7 @@ class FaultReport:
             rows.append(("jeopardy", "not checked: no jeopardy sweep in this tree", "-"))
         else:
             rows += [
-                ("provisioning steps open > 5 s + slack (should flag)", j.should, "-"),
+                ("provisioning steps a sweep found open past 5 s (should flag)", j.should, "-"),
                 ("  of those flagged At Risk or Late", j.should - j.missed, j.should),
                 ("steps flagged though open < 5 s - slack", j.false_alarms, 0),
                 ("steps flagged At Risk / Late during the run", j.flagged, "-"),
@@ -237,6 +239,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> F
         rules.write_text(CALLOUT_RULES.read_text().replace("sla:\n", "sla:\n" + SLA_LINE))
         sweep = _sweeper()
         seen: dict[int, int] = {}
+        sweeps: list[datetime] = []  # when each sweep began
         with environment(world.env(rules, **settings)):
             ctx = build(clock)
             world.emu.set_faults(Fault(**SF_FAULTS, seed=seed))
@@ -253,6 +256,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> F
                     ctx = build(clock)
                 report.cycles += 1
                 if sweep is not None:
+                    sweeps.append(datetime.now(UTC))
                     sweep(ctx)
                     _note_flags(ctx, seen)
                 _wait_out_limit(ctx, clock, world.emu.api_calls, report)
@@ -273,7 +277,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> F
         report.lost_steps = audit.lost
         report.problems += audit.problems
         if sweep is not None:
-            report.jeopardy = _judge(world.database, seen)
+            report.jeopardy = _judge(world.database, seen, sweeps)
     return report
 
 
@@ -332,9 +336,10 @@ def _note_flags(ctx: Context, seen: dict[int, int]) -> None:
             seen[task_id] = plan_id
 
 
-def _judge(database: Path, seen: dict[int, int]) -> JeopardyCheck:
+def _judge(database: Path, seen: dict[int, int], sweeps: list[datetime]) -> JeopardyCheck:
     """Each provisioning step's open time (first Ready/On Hold/In Progress to Completed)
-    against the flags seen: long ones must have been flagged, short ones not."""
+    against the flags seen: a step a sweep found open past its At Risk time must have been
+    flagged; one open for less than that, not."""
     check = JeopardyCheck(flagged=len(seen), orders_flagged=len(set(seen.values())))
     opening = {StepState.READY.value, StepState.ON_HOLD.value, StepState.IN_PROGRESS.value}
     engine = db.make_engine(f"sqlite:///{database}")
@@ -353,14 +358,16 @@ def _judge(database: Path, seen: dict[int, int]) -> JeopardyCheck:
             ):
                 span.append(at)
     engine.dispose()
+    slack = timedelta(seconds=SLACK)
+    at_risk = timedelta(seconds=AT_RISK_AFTER)
     for task_id, span in spans.items():
         if len(span) != 2:
             continue
-        open_for = (span[1] - span[0]).total_seconds()
-        if open_for > AT_RISK_AFTER + SLACK:
+        opened, closed = span
+        if any(opened + at_risk + slack <= s <= closed - slack for s in sweeps):
             check.should += 1
             check.missed += task_id not in seen
-        elif open_for < AT_RISK_AFTER - SLACK and task_id in seen:
+        elif closed - opened < at_risk - slack and task_id in seen:
             check.false_alarms += 1
     return check
 
