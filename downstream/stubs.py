@@ -332,6 +332,7 @@ class StubSystem:
             # Keep-alive, as real systems speak: a connection per call made the client's
             # connects most of a benchmark's dispatch time. Idle ones close after a while.
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
             timeout = 30
 
             def log_message(self, format: str, *args: Any) -> None:
