@@ -78,12 +78,24 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
-            if is_postgres(engine):
-                # Instances started together: one migrates, the others wait for it.
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7311995)")
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            raw = None if is_postgres(engine) else connection.connection.dbapi_connection
+            if raw is not None:
+                # pysqlite runs DDL outside any transaction: a kill in the middle of a
+                # migration (systemd stopping a start) left a half-built table. Here the
+                # whole upgrade is one transaction, DDL included: all or nothing.
+                raw.isolation_level = None
+                raw.execute("BEGIN IMMEDIATE")
+            try:
+                with connection.begin():
+                    if raw is None:
+                        # Instances started together: one migrates, the others wait for it.
+                        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7311995)")
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            finally:
+                if raw is not None:
+                    raw.isolation_level = ""
     except OperationalError as exc:
         raise ConfigError(f"database {engine.url!r}: {exc.orig}") from exc
 
