@@ -16,8 +16,9 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ScalarResult, Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import claims, store
@@ -31,6 +32,8 @@ from orchestration.errors import RecordError, RetriableError
 from orchestration.states import StepState
 
 log = logging.getLogger(__name__)
+
+_Row = TypeVar("_Row")
 
 
 #: Answers committed per transaction (a batch's answers are recorded once all are in).
@@ -148,27 +151,11 @@ def _record(ctx: Context, answers: list[Answer]) -> None:
     with ctx.sessions.begin() as session:
         ids = [a.task_id for a in answers]
         plan_ids = set(session.scalars(select(Task.plan_id).where(Task.id.in_(ids))))
-        plans = {
-            p.id: p
-            for p in session.scalars(
-                select(Plan)
-                .where(Plan.id.in_(plan_ids))
-                .order_by(Plan.id)
-                .with_for_update()
-                .options(selectinload(Plan.tasks))  # each rollup reads them all
-                .execution_options(populate_existing=True)
-            )
-        }
-        tasks = {
-            t.id: t
-            for t in session.scalars(
-                select(Task)
-                .where(Task.id.in_(ids))
-                .order_by(Task.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        }
+        query = select(Plan).where(Plan.id.in_(plan_ids)).order_by(Plan.id)
+        # Each rollup reads all of its plan's tasks: loaded with the plans.
+        plans = {p.id: p for p in _locked(session, query.options(selectinload(Plan.tasks)))}
+        by_id = select(Task).where(Task.id.in_(ids)).order_by(Task.id)
+        tasks = {t.id: t for t in _locked(session, by_id)}
         touched: set[int] = set()
         for answer in answers:
             task = tasks.get(answer.task_id)
@@ -179,6 +166,12 @@ def _record(ctx: Context, answers: list[Answer]) -> None:
             touched.add(task.plan_id)
         for plan_id in sorted(touched):
             store.refresh_rollup(plans[plan_id], now)
+
+
+def _locked(session: Session, query: Select[_Row]) -> ScalarResult[_Row]:
+    """The rows of ``query``, locked until the commit and read afresh."""
+    locked = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(locked)
 
 
 def _apply(ctx: Context, session: Session, task: Task, answer: Answer, now: datetime) -> None:

@@ -145,12 +145,12 @@ def sweep(ctx: Context) -> SweepReport:
     started = time.monotonic()
     advanced = advance_plans(ctx)
     report.plans, report.changed = advanced.plans, advanced.jeopardy_changed
-    with ctx.sessions() as session:
-        report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
     report.written = write_back(ctx, late=True)  # how late a Late order is, refreshed
     report.notified = notify_changes(ctx)
     seconds = time.monotonic() - started
     if report.changed or report.notified or report.written or seconds >= 1:
+        with ctx.sessions() as session:  # counted for the log line only
+            report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
         log.info(
             "jeopardy sweep: %d plans changed, %d records written, %d notified (%.2f s)",
             report.changed,

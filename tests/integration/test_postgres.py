@@ -112,32 +112,22 @@ def test_two_instances_claiming_at_once_get_different_tasks_and_neither_waits(st
 
 
 def test_two_instances_advancing_at_once_take_different_plans_and_neither_waits(store):
+    due = [(str(n), NOW - timedelta(seconds=n)) for n in range(5)]
+    later = ("later", NOW + timedelta(minutes=1))  # not due yet: neither takes it
     with store.begin() as session:
-        for n in range(5):
+        for number, wake_at in [*due, later]:
             session.add(
                 Plan(
-                    order_id=f"801{n:015d}",
-                    order_number=str(n),
+                    order_id=f"801{number:0>15}",
+                    order_number=number,
                     rules_version="v",
                     state="In Progress",
                     status="In Progress",
                     created_at=NOW,
                     updated_at=NOW,
-                    wake_at=NOW - timedelta(seconds=n),
+                    wake_at=wake_at,
                 )
             )
-        session.add(  # not due yet: neither takes it
-            Plan(
-                order_id="801999999999999999",
-                order_number="later",
-                rules_version="v",
-                state="In Progress",
-                status="In Progress",
-                created_at=NOW,
-                updated_at=NOW,
-                wake_at=NOW + timedelta(minutes=1),
-            )
-        )
     with store.begin() as first:
         mine = store_module.plans_to_wake(first, NOW, 3, shared=True)
         # "first" has not committed: its plans are locked, so the second skips them.
