@@ -13,7 +13,7 @@ from salesforce.emulator.auth import Sessions
 from salesforce.emulator.faults import Fault, FaultDice
 from salesforce.emulator.gateway import Gateway
 from salesforce.emulator.org import Org
-from salesforce.emulator.query import QueryEngine
+from salesforce.emulator.query import CHILD_BATCH, QueryEngine
 from salesforce.emulator.schema import Schema
 from salesforce.emulator.server import HttpsServer
 from salesforce.emulator.store import Store
@@ -34,6 +34,7 @@ class Emulator:
         client_secret: str = "demo-secret",  # noqa: S107 - the documented demo secret
         daily_limit: int = 1_000_000,
         port: int = 0,
+        child_batch: int = CHILD_BATCH,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -44,9 +45,10 @@ class Emulator:
         self.org = Org(self.schema, self.store)
         self._sessions = Sessions(client_id, client_secret)
         self._dice = FaultDice()
-        engine = QueryEngine(self.org, api_version)
+        #: Runs SOQL; ``child_batch`` and ``max_cursors`` can be changed while it serves.
+        self.queries = QueryEngine(self.org, api_version, child_batch=child_batch)
         self._gateway: Gateway
-        self._api = RestApi(self.org, engine, self._dice, lambda: self._gateway.usage())
+        self._api = RestApi(self.org, self.queries, self._dice, lambda: self._gateway.usage())
         self._gateway = Gateway(
             self._api, self._sessions, self._dice, daily_limit, lambda: self.url
         )

@@ -17,7 +17,10 @@ from salesforce.emulator.store import Row
 from salesforce.emulator.values import normalize_datetime
 
 DEFAULT_BATCH = 2000
-_MAX_CURSORS = 200
+#: Children per parent in the first answer, as Salesforce pages a parent-child subquery.
+CHILD_BATCH = 200
+#: Open result sets kept for ``nextRecordsUrl`` (each paged child result holds one).
+MAX_CURSORS = 5000
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -59,9 +62,18 @@ def _pushdown(cond: Condition | None) -> tuple[list[tuple[str, str]], list[str] 
 class QueryEngine:
     """Executes queries and keeps their result sets for ``nextRecordsUrl`` paging."""
 
-    def __init__(self, org: Org, api_version: str) -> None:
+    def __init__(
+        self,
+        org: Org,
+        api_version: str,
+        *,
+        child_batch: int = CHILD_BATCH,
+        max_cursors: int = MAX_CURSORS,
+    ) -> None:
         self.org = org
         self.api_version = api_version
+        self.child_batch = child_batch
+        self.max_cursors = max_cursors
         self._cursors: OrderedDict[str, tuple[list[dict[str, Any]], int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -80,6 +92,7 @@ class QueryEngine:
             return {"totalSize": len(chosen), "done": True, "records": []}
         self._join_children(chosen, bq, include_deleted)
         records = [project(rec, bq, self.api_version) for rec in chosen]
+        self._page_children(records, bq)
         return self._page(records, batch)
 
     def more(self, locator: str) -> dict[str, Any]:
@@ -99,9 +112,19 @@ class QueryEngine:
         if len(records) > batch:
             with self._lock:
                 self._cursors[cursor] = (records, batch)
-                while len(self._cursors) > _MAX_CURSORS:
+                while len(self._cursors) > self.max_cursors:
                     self._cursors.popitem(last=False)
         return self._slice(cursor, records, 0, batch)
+
+    def _page_children(self, records: list[dict[str, Any]], bq: BoundQuery) -> None:
+        """Each parent's child result past ``child_batch``: its first batch, ``done: false``
+        and a ``nextRecordsUrl`` that queryMore answers with the next (as Salesforce does)."""
+        names = [rel.name for rel, _sub in bq.subqueries]
+        for record in records:
+            for name in names:
+                result = record.get(name)
+                if result and len(result["records"]) > self.child_batch:
+                    record[name] = self._page(result["records"], self.child_batch)
 
     def _slice(
         self, cursor: str, records: list[dict[str, Any]], offset: int, batch: int

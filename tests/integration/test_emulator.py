@@ -279,3 +279,43 @@ def test_invalid_query_locator(emu: Emulator, sf: Any) -> None:
     with pytest.raises(SalesforceMalformedRequest) as exc:
         sf.query_more("/services/data/v62.0/query/01gNOPE-2000", identifier_is_url=True)
     assert sf_errors(exc.value)[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_child_results_are_paged_past_the_child_batch(emu: Emulator, sf: Any) -> None:
+    order = _order(emu)
+    small = _order(emu)
+    emu.insert_many(
+        "Fulfillment_Task__c", [{"Order__c": order, "Step__c": f"{n:03d}"} for n in range(450)]
+    )
+    emu.insert("Fulfillment_Task__c", {"Order__c": small, "Step__c": "only"})
+    result = sf.query(
+        "SELECT Id, (SELECT Step__c FROM Fulfillment_Tasks__r ORDER BY Step__c) FROM Order "
+        "ORDER BY OrderNumber"
+    )
+    assert result["done"] is True, "the parents fit in one page"
+    big, little = (r["Fulfillment_Tasks__r"] for r in result["records"])
+    assert little == {"totalSize": 1, "done": True, "records": little["records"]}
+    assert big["totalSize"] == 450
+    assert big["done"] is False
+    assert len(big["records"]) == 200
+    steps = [r["Step__c"] for r in big["records"]]
+    page = big
+    while not page["done"]:
+        page = sf.query_more(page["nextRecordsUrl"], identifier_is_url=True)
+        steps.extend(r["Step__c"] for r in page["records"])
+    assert steps == [f"{n:03d}" for n in range(450)]
+    assert emu.calls_by_kind["queryMore"] == 2
+
+
+def test_the_child_batch_is_configurable_and_locators_can_be_dropped(emu: Emulator, sf: Any):
+    order = _order(emu)
+    emu.insert_many("Fulfillment_Task__c", [{"Order__c": order, "Step__c": "s"}] * 5)
+    emu.queries.child_batch = 2
+    emu.queries.max_cursors = 0  # Salesforce drops the oldest locators past its limit
+    children = sf.query("SELECT Id, (SELECT Id FROM Fulfillment_Tasks__r) FROM Order")["records"][
+        0
+    ]["Fulfillment_Tasks__r"]
+    assert (children["totalSize"], children["done"], len(children["records"])) == (5, False, 2)
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query_more(children["nextRecordsUrl"], identifier_is_url=True)
+    assert sf_errors(exc.value)[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
