@@ -11,6 +11,9 @@ watermark moves, and a watermark never passes the query's start (``salesforce.po
 - Deleted rows come back from ``queryAll``: a deleted Order whose plan never started is
   cancelled (its steps Discarded); one in flight is flagged for a person.
 - Invoices and their lines are stored as source records for the ERP flow.
+- An order whose lines cannot all be read (a child page failed: salesforce.children) is
+  not taken: it waits, logged, is not remembered as seen, and the watermark that brought
+  it stops before it, so the next poll reads it again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from orchestration.errors import BudgetExhausted
 from orchestration.records import Order, parse_datetime
 from orchestration.states import FINAL_STATES, PlanState, StepState
 from remap.inbound import Unresolved
+from salesforce.children import complete_children
 from salesforce.poller import (
     INVOICE,
     INVOICE_LINE,
@@ -63,6 +67,7 @@ class PollReport:
     cancelled: int = 0
     flagged: int = 0
     amended: int = 0
+    waiting: int = 0
 
 
 def poll_orders(ctx: Context) -> tuple[int, int]:
@@ -108,21 +113,26 @@ def poll(ctx: Context) -> PollReport:
     answers = dict(zip(OBJECTS, ctx.gateway.query_many(queries), strict=True))
     report = PollReport()
     seen_orders: set[str] = set()
+    holds: dict[str, datetime] = {}
     for page in answers[ORDER]:
+        waiting = lines_read(ctx, page, report)
         # One transaction per page: what a page holds is committed before a watermark moves.
         with ctx.sessions.begin() as session:
             for record in page:
                 seen_orders.add(str(record["Id"]))
+                if str(record["Id"]) in waiting:
+                    _hold(holds, ORDER, record)
+                    continue
                 _ingest_order(ctx, session, record, now, report)
     for page in answers[ORDER_ITEM]:
-        _ingest_lines(ctx, fields, page, seen_orders, now, report)
+        _ingest_lines(ctx, fields, page, seen_orders, now, report, holds)
     for obj in (INVOICE, INVOICE_LINE):
         for page in answers[obj]:
             with ctx.sessions.begin() as session:
                 for record in page:
                     report.seen += 1
                     report.changed += _remember(session, obj, record, now)
-    _move_watermarks(ctx, windows, now)
+    _move_watermarks(ctx, windows, now, holds)
     if deep:
         ctx.deep_polled_at = now
     return report
@@ -149,10 +159,36 @@ def polled_fields(ctx: Context) -> PollFields:
     return replace(ctx.poll_fields, statuses=(*ctx.statuses, *ctx.cancelled_statuses))
 
 
-def _move_watermarks(ctx: Context, windows: dict[str, Window], now: datetime) -> None:
+def lines_read(ctx: Context, page: list[dict[str, Any]], report: PollReport) -> set[str]:
+    """Complete the lines of a page of Orders (salesforce.children); the ids of the orders
+    that wait because their lines could not all be read, each logged with the reason."""
+    failed = complete_children(ctx.gateway, page, "OrderItems")
+    for order_id, reason in failed.items():
+        report.waiting += 1
+        log.warning(
+            "order %s waits: %s; it is read again next poll",
+            order_id,
+            reason,
+            extra={"order_id": order_id},
+        )
+    return set(failed)
+
+
+def _hold(holds: dict[str, datetime], sobject: str, record: dict[str, Any]) -> None:
+    """Keep ``sobject``'s watermark before ``record``, so the next poll reads it again."""
+    before = parse_datetime(record["SystemModstamp"]).replace(microsecond=0) - timedelta(seconds=1)
+    holds[sobject] = min(holds.get(sobject, before), before)
+
+
+def _move_watermarks(
+    ctx: Context, windows: dict[str, Window], now: datetime, holds: dict[str, datetime]
+) -> None:
     with ctx.sessions.begin() as session:
         for obj, window in windows.items():
-            store.move_watermark(session, obj, window.until, now)
+            if obj in holds:
+                store.hold_watermark(session, obj, min(window.until, holds[obj]), now)
+            else:
+                store.move_watermark(session, obj, window.until, now)
 
 
 def _remember(session: Session, sobject: str, record: dict[str, Any], now: datetime) -> int:
@@ -172,21 +208,30 @@ def _ingest_lines(
     seen_orders: set[str],
     now: datetime,
     report: PollReport,
+    holds: dict[str, datetime],
 ) -> None:
-    """Record a page of OrderItems; re-read the orders of changed lines not read already."""
+    """Record a page of OrderItems; re-read the orders of changed lines not read already.
+    The lines of an order that waits are not recorded: the next poll reads them again."""
     with ctx.sessions() as session:
         stale = {
             str(r["OrderId"]) for r in page if r.get("OrderId") and _line_changed(session, r)
         } - seen_orders
     reread = list(_pages(ctx, fields.orders_by_id(stale))) if stale else []
+    waiting: set[str] = set()
+    for orders in reread:
+        waiting |= lines_read(ctx, orders, report)
     with ctx.sessions.begin() as session:
         for orders in reread:
             for record in orders:
                 report.reread += 1
                 seen_orders.add(str(record["Id"]))
-                _ingest_order(ctx, session, record, now, report)
+                if str(record["Id"]) not in waiting:
+                    _ingest_order(ctx, session, record, now, report)
         for record in page:
             report.seen += 1
+            if str(record.get("OrderId")) in waiting:
+                _hold(holds, ORDER_ITEM, record)
+                continue
             report.changed += _remember(session, ORDER_ITEM, record, now)
 
 

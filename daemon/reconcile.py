@@ -27,6 +27,7 @@ from downstream.guard import GuardedSystem
 from downstream.protocol import Document, DownstreamSystem, Outcome
 from orchestration.errors import RetriableError
 from orchestration.states import StepState
+from salesforce.children import complete_children
 from salesforce.gateway import SalesforceGateway
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,11 @@ def _invoices(
         f"WHERE Status = 'Posted' AND InvoiceDate >= {since.isoformat()} "
         f"AND InvoiceDate <= {until.isoformat()} ORDER BY InvoiceDate, Id",
     )
+    failed = complete_children(gateway, invoices, "InvoiceLines")
+    if failed:
+        # Quantities compared from a first page of lines would report false differences.
+        sf_id, reason = next(iter(failed.items()))
+        raise RetriableError(f"invoice {sf_id}: {reason} (and {len(failed) - 1} more)")
     documents: dict[str, Document] | None = None
     if isinstance(erp, GuardedSystem) and erp.lists_documents:
         listed = erp.documents(since, until)

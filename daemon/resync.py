@@ -16,6 +16,9 @@ Memory is flat in the number of records: one page of a query in memory at a time
 page committed in its own transaction (rolled back in a dry run). A page that collides
 with the daemon taking the same records at the same moment is taken again: it is
 idempotent. No watermark moves.
+
+Children are read to their last page first (salesforce.children): a record whose lines
+cannot all be read is not taken, logged and counted as ``waiting``; resync again to take it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from daemon.poll import PollReport, ingest_order, polled_fields
 from orchestration.errors import ConfigError, RetriableError
 from orchestration.records import parse_datetime
 from orchestration.states import FINAL_STATES
+from salesforce.children import complete_children
 from salesforce.poller import INVOICE, INVOICE_LINE, ORDER, DateRange
 
 log = logging.getLogger(__name__)
@@ -108,11 +112,14 @@ class Tally:
     deleted: int = 0
     #: Plans made (new orders, posted invoices seen for the first time).
     planned: int = 0
+    #: Records not taken because their lines could not all be read.
+    waiting: int = 0
     #: Callouts of the plans made or revised, not yet sent, by system.
     would_send: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Tally) -> None:
-        for name in ("read", "unchanged", "new", "changed", "reorchestrated", "deleted"):
+        names = ("read", "unchanged", "new", "changed", "reorchestrated", "deleted", "waiting")
+        for name in names:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.planned += other.planned
         self.would_send.update(other.would_send)
@@ -126,6 +133,7 @@ class Tally:
             "reorchestrated": self.reorchestrated,
             "deleted": self.deleted,
             "planned": self.planned,
+            "waiting": self.waiting,
             "would_send": dict(sorted(self.would_send.items())),
         }
 
@@ -165,7 +173,8 @@ def resync(ctx: Context, spec: ResyncSpec, progress: Progress | None = None) -> 
         if progress is not None:
             progress(obj, 0, total)
         for page in pages:
-            tally.add(_take_page(ctx, obj, page, now, dry_run=spec.dry_run))
+            taken = _complete(ctx, obj, page, tally)
+            tally.add(_take_page(ctx, obj, taken, now, dry_run=spec.dry_run))
             if progress is not None:
                 progress(obj, tally.read, max(total, tally.read))
         log.info(
@@ -181,6 +190,17 @@ def resync(ctx: Context, spec: ResyncSpec, progress: Progress | None = None) -> 
             " (dry run)" if spec.dry_run else "",
         )
     return report
+
+
+def _complete(
+    ctx: Context, obj: str, page: list[dict[str, Any]], tally: Tally
+) -> list[dict[str, Any]]:
+    """The page's records whose lines were all read; the others are logged and counted."""
+    failed = complete_children(ctx.gateway, page, "OrderItems" if obj == ORDER else "InvoiceLines")
+    for sf_id, reason in failed.items():
+        log.warning("resync: %s %s not taken: %s; resync again to take it", obj, sf_id, reason)
+    tally.waiting += len(failed)
+    return [record for record in page if str(record["Id"]) not in failed]
 
 
 def _take_page(

@@ -60,6 +60,15 @@ def move_watermark(session: Session, sobject: str, value: datetime, now: datetim
         row.value, row.updated_at = value, now
 
 
+def hold_watermark(session: Session, sobject: str, value: datetime, now: datetime) -> None:
+    """Set the watermark to ``value`` even if that is back: a record it had passed waits."""
+    row = session.get(Watermark, sobject)
+    if row is None:
+        session.add(Watermark(sobject=sobject, value=value, updated_at=now))
+    else:
+        row.value, row.updated_at = value, now
+
+
 def remember(
     session: Session, sobject: str, record: dict[str, Any], modstamp: datetime, now: datetime
 ) -> bool:

@@ -51,8 +51,14 @@ class Order(BaseModel):
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Order:
-        """Build from a Salesforce Order row with an ``OrderItems`` child subquery."""
+        """Build from a Salesforce Order row with an ``OrderItems`` child subquery, read to
+        its end (salesforce.children): a first page alone is refused, never planned."""
         children = record.get("OrderItems") or {}
+        if isinstance(children, dict) and children.get("done") is False:
+            raise ValueError(
+                f"OrderItems not read completely: {len(children.get('records', []))} of "
+                f"{children.get('totalSize')} lines"
+            )
         rows = children.get("records", []) if isinstance(children, dict) else []
         rows = sorted(rows, key=lambda r: str(r.get("Id")))
         lines = tuple(

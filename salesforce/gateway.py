@@ -154,7 +154,7 @@ class SalesforceGateway:
             "query",
             lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=self.timeout),
         )
-        yield from self._rest_of(page)
+        yield from self.rest_of(page)
 
     def query_sized(
         self, soql: str, *, include_deleted: bool = False
@@ -165,9 +165,11 @@ class SalesforceGateway:
             "query",
             lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=self.timeout),
         )
-        return int(page.get("totalSize") or 0), self._rest_of(page)
+        return int(page.get("totalSize") or 0), self.rest_of(page)
 
-    def _rest_of(self, page: Any) -> Iterator[list[Any]]:
+    def rest_of(self, page: Any) -> Iterator[list[Any]]:
+        """Each page of a result whose first page is in hand (a query's, or a parent's child
+        relationship result), following ``nextRecordsUrl`` with queryMore."""
         while True:
             yield list(page["records"])
             if page.get("done", True):
@@ -194,7 +196,7 @@ class SalesforceGateway:
             status, body = answer["httpStatusCode"], answer["body"]
             if status >= 300:
                 raise _sub_error("query", status, body)
-        return [self._rest_of(answer["body"]) for answer in firsts]
+        return [self.rest_of(answer["body"]) for answer in firsts]
 
     # -- writes -----------------------------------------------------------------------------
     def update(

@@ -24,11 +24,12 @@ is its InvoiceDate; Invoices have no ActivatedDate (with it, only Orders are rea
 
 --json keys (stable): since, until, field, dry_run,
   objects: {Order|Invoice: {read, unchanged, new, changed, reorchestrated, deleted, planned,
-            would_send: {system: callouts}}},
+            waiting, would_send: {system: callouts}}},
   total: the same keys summed.
   (new: not held before; changed: held with other content; reorchestrated: changed and
-  its plan revised; planned: plans made; would_send: callouts of the plans made or revised,
-  not sent yet)
+  its plan revised; planned: plans made; waiting: not taken, their lines could not all be
+  read (logged; resync again); would_send: callouts of the plans made or revised, not sent
+  yet)
 
 Exit codes: 0 done; 1 Salesforce or the store failed; 2 bad dates (not YYYY-MM-DD, --since
 after --until, a range starting after today), unknown --field or --objects, bad settings.
@@ -108,6 +109,7 @@ def summary_lines(report: ResyncReport) -> list[str]:
             f"  {obj}: {t.read} read, {t.unchanged} unchanged, {t.new} new, "
             f"{t.changed} changed ({t.reorchestrated} re-orchestrated), {t.deleted} deleted, "
             f"{t.planned} plans made"
+            + (f", {t.waiting} waiting (lines not all read: resync again)" if t.waiting else "")
         )
     sends = report.total().would_send
     verb = "would send" if spec.dry_run else "to send (by the daemon)"

@@ -1,0 +1,208 @@
+"""Orders with more lines than Salesforce puts in one child batch, through the real poll.
+
+The emulator pages each Order's OrderItems at 200, as Salesforce does; the poll must read
+every line before it plans, and an order whose lines cannot all be read waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.context import Context
+from daemon.cycle import run_cycle
+from daemon.models import Plan, SourceRecord, Task
+from daemon.poll import poll
+from daemon.resync import ResyncSpec, resync
+from salesforce.emulator.seed import seed_demo_org, seed_invoices
+from tests.integration.test_invoices import add_invoice, until_synced
+from tests.integration.test_salesforce_support import force_poll
+from tests.integration.world import World, run_until_settled
+
+LINES = 450
+
+# One ERP sales order carrying every line, and one internal step per line.
+RULES = """
+version: "child-pages-1"
+systems: [erp, billing, provisioning]
+sla:
+  callout: {estimate: 4h, jeopardy: 1h}
+  auto: {estimate: 5m, jeopardy: 1m}
+retry: {max_attempts: 6, initial: 2s, factor: 2, maximum: 5m}
+rules:
+  - name: erp_order
+    scope: order
+    steps:
+      - key: sales_order
+        kind: callout
+        system: erp
+        action: sales-orders
+        title: "ERP: create sales order"
+        payload:
+          order_number: {from: order.OrderNumber}
+          salesforce_order_id: {from: order.Id}
+          account: {from: order.AccountId}
+          effective_date: {from: order.EffectiveDate, transform: date}
+          lines:
+            each_line:
+              line_id: {from: line.Id}
+              product_code: {from: product.ProductCode}
+              quantity: {from: line.Quantity}
+              unit_price: {from: line.UnitPrice}
+              start_date: {from: line.ServiceDate, transform: date}
+              end_date: {from: line.EndDate, transform: date}
+  - name: line
+    when: {field: line.Quantity, op: ">", value: 0}
+    steps:
+      - key: note
+        kind: auto
+        action: log_event
+        title: "Note the line"
+        payload:
+          message: {const: "line noted"}
+"""
+
+
+def _context(world: World, monkeypatch: pytest.MonkeyPatch) -> Context:
+    rules = Path(world.workdir) / "child-pages-rules.yaml"
+    rules.write_text(RULES)
+    ctx = world.context(monkeypatch, rules_file=rules)
+    ctx.gateway.sleep = lambda _seconds: None
+    return ctx
+
+
+def _big_order(world: World, lines: int, *, stamp: datetime | None = None) -> str:
+    """An activated order of ``lines`` lines (all written at ``stamp`` when given)."""
+    seed_demo_org(world.emu, orders=0)
+    entry = world.emu.records("PricebookEntry")[0]
+    account = world.emu.records("Account")[0]["Id"]
+    order = world.emu.insert(
+        "Order",
+        {
+            "AccountId": account,
+            "Status": "Draft",
+            "EffectiveDate": "2026-12-01",
+            "Pricebook2Id": entry["Pricebook2Id"],
+        },
+    )
+    line = {
+        "OrderId": order,
+        "PricebookEntryId": entry["Id"],
+        "UnitPrice": 10.0,
+        "ServiceDate": "2026-12-01",
+        "EndDate": "2027-11-30",
+    }
+    world.emu.insert_many(
+        "OrderItem",
+        [{**line, "Quantity": n} for n in range(1, lines + 1)],
+        system_modstamp=stamp,
+    )
+    world.emu.update("Order", order, {"Status": "Activated"}, system_modstamp=stamp)
+    return order
+
+
+def _line_ids(world: World, order: str) -> list[str]:
+    return sorted(r["Id"] for r in world.emu.records("OrderItem") if r["OrderId"] == order)
+
+
+def test_an_order_of_450_lines_is_fulfilled_completely(world: World, monkeypatch):
+    order = _big_order(world, LINES)
+    ctx = _context(world, monkeypatch)
+
+    run_until_settled(ctx, world)
+
+    assert world.order_statuses() == {order: "Completed"}, world.emu.get("Order", order)[
+        "Fulfillment_Message__c"
+    ]
+    (sales_order,) = world.stubs["erp"].effects
+    sent = sorted(line["line_id"] for line in sales_order.payload["lines"])
+    assert len(sent) == LINES
+    assert sent == _line_ids(world, order)
+    with ctx.sessions() as session:
+        notes = session.query(Task).filter(Task.key == "note", Task.state == "Completed").all()
+    assert sorted(str(t.line_id) for t in notes) == _line_ids(world, order)
+    assert world.emu.calls_by_kind["queryMore"] >= 2, "the child pages were followed"
+
+
+def test_an_order_whose_lines_cannot_all_be_read_waits_and_is_read_again(
+    world: World, monkeypatch, caplog
+):
+    # Written an hour ago: only a held-back watermark brings it back to a later poll.
+    order = _big_order(world, LINES, stamp=datetime.now(UTC) - timedelta(hours=1))
+    ctx = _context(world, monkeypatch)
+    world.emu.queries.max_cursors = 0  # every child locator is dropped before it is followed
+
+    with caplog.at_level(logging.WARNING, logger="daemon.poll"):
+        report = poll(ctx)
+
+    assert report.waiting == 1
+    (warning,) = [r for r in caplog.records if r.getMessage().startswith(f"order {order} waits")]
+    assert "OrderItems not read completely" in warning.getMessage()
+    assert "INVALID_QUERY_LOCATOR" in warning.getMessage()
+    with ctx.sessions() as session:
+        assert session.query(Plan).count() == 0, "no plan from the first 200 lines"
+        assert session.get(SourceRecord, ("Order", order)) is None, "its version is not seen"
+    assert world.stubs["erp"].effects == []
+
+    world.emu.queries.max_cursors = 5000
+    force_poll(ctx)
+    run_cycle(ctx)
+
+    with ctx.sessions() as session:
+        (plan,) = session.query(Plan).all()
+        lines = {t.line_id for t in plan.tasks if t.key == "note"}
+    assert plan.order_id == order
+    assert sorted(str(line) for line in lines) == _line_ids(world, order)
+
+
+def test_resync_reads_every_line_of_orders_and_invoices_or_leaves_them_waiting(
+    world: World, monkeypatch
+):
+    order = _big_order(world, LINES)
+    (invoice,) = seed_invoices(world.emu, every=1)
+    ctx = _context(world, monkeypatch)
+    today = datetime.now(UTC).date()
+    spec = ResyncSpec(today - timedelta(days=1), today)
+
+    world.emu.queries.max_cursors = 0
+    dropped = resync(ctx, spec).as_dict()["objects"]
+    assert (dropped["Order"]["waiting"], dropped["Order"]["planned"]) == (1, 0)
+    assert (dropped["Invoice"]["waiting"], dropped["Invoice"]["read"]) == (1, 0)
+    with ctx.sessions() as session:
+        assert session.query(SourceRecord).count() == 0, "nothing of a partial read is kept"
+
+    world.emu.queries.max_cursors = 5000
+    taken = resync(ctx, spec).objects
+    assert (taken["Order"].planned, taken["Invoice"].read, taken["Order"].waiting) == (1, 1, 0)
+    with ctx.sessions() as session:
+        (plan,) = session.query(Plan).filter(Plan.order_id == order).all()
+        lines = {str(t.line_id) for t in plan.tasks if t.key == "note"}
+        stored = session.query(SourceRecord).filter(SourceRecord.sobject == "InvoiceLine")
+        invoice_lines = {r.sf_id for r in stored if r.data["InvoiceId"] == invoice}
+    assert sorted(lines) == _line_ids(world, order)
+    assert len(invoice_lines) == LINES
+
+
+def test_reconcile_compares_every_invoice_line_and_refuses_a_partial_read(
+    world: World, monkeypatch, capsys
+):
+    ctx = world.context(monkeypatch)
+    order_id = world.add_order("PLAT-PRO", "ADD-SSO")
+    invoice_id = add_invoice(world, order_id)
+    until_synced(ctx, world, invoice_id)
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    world.emu.queries.child_batch = 1  # each invoice's second line on a page of its own
+    reconcile = ["reconcile", "--since", "2026-12-01", "--until", "2026-12-31"]
+
+    assert main(reconcile) == 0
+    assert capsys.readouterr().out == "", "no quantity differs: both lines were compared"
+
+    world.emu.queries.max_cursors = 0
+    assert main(reconcile) == 1
+    err = capsys.readouterr().err
+    assert f"invoice {invoice_id}: InvoiceLines not read completely" in err
