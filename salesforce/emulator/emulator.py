@@ -10,7 +10,7 @@ from typing import Any
 
 from salesforce.emulator.api import RestApi
 from salesforce.emulator.auth import Sessions
-from salesforce.emulator.faults import Fault, FaultDice
+from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
 from salesforce.emulator.org import Org
 from salesforce.emulator.query import CHILD_BATCH, QueryEngine
@@ -101,7 +101,16 @@ class Emulator:
     @property
     def api_calls(self) -> int:
         """REST calls counted so far (token requests excluded)."""
-        return self._gateway.usage()[0]
+        return int(self._gateway.stats()["api_calls"])
+
+    @property
+    def api_usage(self) -> tuple[int, int]:
+        """(calls in the rolling 24-hour window, the daily allowance), as /limits says."""
+        return self._gateway.usage()
+
+    def free_calls(self, n: int) -> None:
+        """Let the rolling 24-hour window free ``n`` calls (the oldest fall out of it)."""
+        self._gateway.free_calls(n)
 
     @property
     def calls_by_kind(self) -> dict[str, int]:
@@ -129,6 +138,10 @@ class Emulator:
     def set_faults(self, fault: Fault) -> None:
         """Set the fault-injection rates (and reseed)."""
         self._dice.configure(fault)
+
+    def refuse_next(self, kind: FaultKind, times: int = 1) -> None:
+        """The next ``times`` API calls fail with ``kind`` (e.g. ``"concurrent"``)."""
+        self._dice.force(kind, times)
 
     # -- records (no HTTP, not counted) ---------------------------------------------------------
     def insert(

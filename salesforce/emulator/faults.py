@@ -1,13 +1,19 @@
-"""Fault injection: each counted API call draws once against the configured rates."""
+"""Fault injection: each counted API call draws once against the configured rates, after
+any faults queued with :meth:`FaultDice.force` (one per call, in order).
+
+``limit`` is the spent daily allowance ("TotalRequests Limit exceeded."); ``concurrent``
+the refusal of a call while too many long-running ones are open
+("ConcurrentPerOrgLongTxn Limit exceeded"), which clears in seconds."""
 
 from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["503", "lock", "limit", "invalid_session"]
+FaultKind = Literal["503", "lock", "limit", "concurrent", "invalid_session"]
 
 
 @dataclass(frozen=True)
@@ -18,10 +24,21 @@ class Fault:
     rate_lock: float = 0.0
     rate_limit_exceeded: float = 0.0
     rate_invalid_session: float = 0.0
+    rate_concurrent_limit: float = 0.0
     seed: int | None = None
 
+    def rates(self) -> tuple[tuple[FaultKind, float], ...]:
+        """Each kind with its rate, in draw order."""
+        return (
+            ("503", self.rate_503),
+            ("lock", self.rate_lock),
+            ("limit", self.rate_limit_exceeded),
+            ("invalid_session", self.rate_invalid_session),
+            ("concurrent", self.rate_concurrent_limit),
+        )
+
     def __post_init__(self) -> None:
-        rates = (self.rate_503, self.rate_lock, self.rate_limit_exceeded, self.rate_invalid_session)
+        rates = [rate for _kind, rate in self.rates()]
         if any(rate < 0 for rate in rates) or sum(rates) > 1.0 + 1e-9:
             raise ValueError("fault rates must be >= 0 and sum to at most 1")
 
@@ -33,6 +50,12 @@ class FaultDice:
         self._lock = threading.Lock()
         self.fault = fault or Fault()
         self._rng = random.Random(self.fault.seed)
+        self._forced: deque[FaultKind] = deque()
+
+    def force(self, kind: FaultKind, times: int = 1) -> None:
+        """The next ``times`` calls fail with ``kind``, whatever the rates say."""
+        with self._lock:
+            self._forced.extend([kind] * times)
 
     def configure(self, fault: Fault) -> None:
         """Replace the configuration (and reseed)."""
@@ -43,24 +66,15 @@ class FaultDice:
     def draw(self) -> FaultKind | None:
         """The fault for one API call, or None."""
         with self._lock:
-            fault = self.fault
-            total = (
-                fault.rate_503
-                + fault.rate_lock
-                + fault.rate_limit_exceeded
-                + fault.rate_invalid_session
-            )
-            if total <= 0:
+            if self._forced:
+                return self._forced.popleft()
+            rates = self.fault.rates()
+            if sum(rate for _kind, rate in rates) <= 0:
                 return None
             roll = self._rng.random()
-        for kind, rate in (
-            ("503", fault.rate_503),
-            ("lock", fault.rate_lock),
-            ("limit", fault.rate_limit_exceeded),
-            ("invalid_session", fault.rate_invalid_session),
-        ):
+        for kind, rate in rates:
             if roll < rate:
-                return kind  # type: ignore[return-value]
+                return kind
             roll -= rate
         return None
 

@@ -49,12 +49,19 @@ class Gateway:
         self.base_url = base_url
         self._lock = threading.Lock()
         self.api_calls = 0
+        #: Calls the rolling 24-hour window has let go of (:meth:`free_calls`).
+        self.freed = 0
         self.calls_by_kind: dict[str, int] = dict.fromkeys(_INITIAL_KINDS, 0)
 
     def usage(self) -> tuple[int, int]:
-        """(calls used, daily limit)."""
+        """(calls used in the rolling window, daily limit)."""
         with self._lock:
-            return self.api_calls, self.daily_limit
+            return self.api_calls - self.freed, self.daily_limit
+
+    def free_calls(self, n: int) -> None:
+        """The rolling window lets go of ``n`` old calls (at most all of them)."""
+        with self._lock:
+            self.freed = min(self.api_calls, self.freed + n)
 
     def stats(self) -> dict[str, Any]:
         """The ``/_emulator/stats`` answer."""
@@ -87,7 +94,7 @@ class Gateway:
         rest = match.group(2) or ""
         with self._lock:
             self.api_calls += 1
-            used = self.api_calls
+            used = self.api_calls - self.freed
             kind = kind_of(method, rest)
             self.calls_by_kind[kind] = self.calls_by_kind.get(kind, 0) + 1
         limit_header = {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_limit}"}
@@ -118,6 +125,9 @@ class Gateway:
             return _json(
                 403, _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             )
+        if fault == "concurrent":
+            message = "ConcurrentPerOrgLongTxn Limit exceeded"
+            return _json(403, _error(403, "REQUEST_LIMIT_EXCEEDED", message))
         if fault == "invalid_session":
             self.sessions.revoke(token)
             return _json(401, _error(401, "INVALID_SESSION_ID", "Session expired or invalid"))

@@ -167,3 +167,33 @@ def test_concurrent_clients(tmp_path: Path) -> None:
         assert errors == []
         assert emu.api_calls == 200
         assert {o["Description"] for o in emu.records("Order")} == {"4"}
+
+
+def test_both_kinds_of_limit_refusal(emu: Emulator, sf: Any) -> None:
+    emu.refuse_next("concurrent")
+    emu.refuse_next("limit")
+    with pytest.raises(SalesforceRefusedRequest) as concurrent:
+        sf.query("SELECT Id FROM Order")
+    with pytest.raises(SalesforceRefusedRequest) as spent:
+        sf.query("SELECT Id FROM Order")
+    assert sf_errors(concurrent.value) == [
+        {"message": "ConcurrentPerOrgLongTxn Limit exceeded", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
+    assert sf_errors(spent.value)[0]["message"] == "TotalRequests Limit exceeded."
+    assert sf.query("SELECT Id FROM Order")["totalSize"] == 0, "forced faults are used up"
+    emu.faults = Fault(rate_concurrent_limit=1.0)
+    with pytest.raises(SalesforceRefusedRequest, match="ConcurrentPerOrgLongTxn"):
+        sf.limits()
+
+
+def test_the_rolling_window_frees_calls(emu: Emulator, sf: Any) -> None:
+    for _ in range(50):
+        sf.query("SELECT Id FROM Order")
+    with pytest.raises(SalesforceRefusedRequest):
+        sf.limits()
+    assert emu.api_usage == (51, 50)
+    emu.free_calls(30)
+    limits = sf.limits()
+    assert limits["DailyApiRequests"] == {"Max": 50, "Remaining": 28}
+    assert sf.api_usage["api-usage"].used == 22
+    assert emu.api_calls == 52, "every call is still counted"
