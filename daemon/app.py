@@ -89,6 +89,7 @@ def salesforce(settings: Settings) -> SalesforceGateway:
         max_idle=max(settings.sf_poll_max_interval, settings.poll_interval),
         reserve=settings.sf_api_reserve,
         reserve_interval=settings.sf_reserve_poll_interval,
+        probe_interval=settings.sf_limit_probe_interval,
     )
     return SalesforceGateway(
         connect(),

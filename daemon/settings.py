@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     sf_api_reserve: float = Field(default=0.10, ge=0, lt=1)
     sf_poll_max_interval: float = Field(default=60.0, gt=0)
     sf_reserve_poll_interval: float = Field(default=900.0, gt=0)
+    # Spent daily allowance (REQUEST_LIMIT_EXCEEDED TotalRequests): seconds between probes
+    sf_limit_probe_interval: float = Field(default=300.0, gt=0)
 
     # Store
     database_url: str = "sqlite:///orderflow.db"

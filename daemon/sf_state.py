@@ -81,7 +81,8 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
             )
         if budget.get("blocked_seconds"):
             lines.append(
-                f"  allowance spent (REQUEST_LIMIT_EXCEEDED): paused {budget['blocked_seconds']} s"
+                "  allowance spent (REQUEST_LIMIT_EXCEEDED): calls held, next probe in "
+                f"{budget['blocked_seconds']} s"
             )
         projected = budget.get("projected_calls_per_day")
         lines.append(

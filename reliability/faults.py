@@ -12,9 +12,10 @@ every answer slowed by up to 0.2 s, and provisioning offline (connections refuse
 
 The cycle runs in this process (``daemon.loop.safe_cycle`` on the context ``orderflow
 run`` builds from the same ORDERFLOW_* settings) so that time can be injected: after a
-REQUEST_LIMIT_EXCEEDED Orderflow makes no Salesforce call for an hour, as it must (the
-org's allowance is spent); the suite checks that it holds, then moves the gateway's clock
-past the hour instead of waiting it out. An error that would stop the daemon (FatalError:
+REQUEST_LIMIT_EXCEEDED ("TotalRequests") Orderflow makes no Salesforce call until its next
+allowance probe (ORDERFLOW_SF_LIMIT_PROBE_INTERVAL), as it must (the org's allowance is
+spent); the suite checks that it holds, then moves the gateway's clock to the probe instead
+of waiting it out. An error that would stop the daemon (FatalError:
 a session refused again right after a new login) is counted and the context rebuilt, as
 systemd's restart would.
 
@@ -283,7 +284,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> F
 
 def _wait_out_limit(ctx: Context, clock: Clock, calls_before: int, report: FaultReport) -> None:
     """After REQUEST_LIMIT_EXCEEDED: a cycle run during the hold makes no Salesforce call;
-    then the hour passes (the clock moves on)."""
+    then the clock moves on to the allowance probe."""
     pacer = ctx.gateway.pacer
     if pacer.blocked_until is None or pacer.blocked_until <= clock():
         return

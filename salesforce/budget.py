@@ -13,8 +13,14 @@ before each call; the poller asks :meth:`Pacer.poll_due`; the loop asks
   the daemon polls once per ``reserve_interval`` (that one call also tells it when the
   rolling window has freed calls) and makes no other call, so the reserve stays for the
   people and integrations that share the org.
-- **Spent allowance.** After 403 REQUEST_LIMIT_EXCEEDED no call is made until the delay
-  Salesforce asked for (an hour when it named none) has passed.
+- **Spent allowance.** After 403 REQUEST_LIMIT_EXCEEDED "TotalRequests" calls are held;
+  every ``probe_interval`` (``ORDERFLOW_SF_LIMIT_PROBE_INTERVAL``, or the longer delay
+  Salesforce asked for) the gateway asks ``GET /limits`` (:meth:`Pacer.probe_due`), and
+  calls resume as soon as what is left is above the reserve (:meth:`Pacer.probed`): the
+  rolling window frees calls gradually, so the hold lasts minutes, not a fixed hour.
+- **Concurrent refusals cost no hold.** REQUEST_LIMIT_EXCEEDED "ConcurrentPerOrgLongTxn" /
+  "ConcurrentRequests" is a moment's congestion: the gateway retries it after seconds
+  (salesforce.errors) and never tells the budget.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class PacePolicy:
     max_idle: float = 60.0
     reserve: float = 0.10
     reserve_interval: float = 900.0
+    probe_interval: float = 300.0
 
 
 class Pacer:
@@ -67,14 +74,32 @@ class Pacer:
         reserve = self.reserve_calls
         return self.usage is not None and reserve is not None and self.usage.left <= reserve
 
-    def spent(self, now: float, retry_after: float) -> None:
-        """Salesforce said the allowance is spent: make no call for ``retry_after`` seconds."""
-        self.blocked_until = max(self.blocked_until or 0.0, now + retry_after)
+    def spent(self, now: float, retry_after: float | None = None) -> None:
+        """Salesforce said the allowance is spent: hold calls until the next probe, one
+        ``probe_interval`` on (or the longer delay Salesforce asked for)."""
+        wait = max(self.policy.probe_interval, retry_after or 0.0)
+        self.blocked_until = max(self.blocked_until or 0.0, now + wait)
+
+    def probe_due(self, now: float) -> bool:
+        """Whether calls are held and it is time to ask whether the allowance is back."""
+        return self.blocked_until is not None and now >= self.blocked_until
+
+    def probed(self, now: float, usage: ApiUsage | None) -> bool:
+        """What a probe found (None: no answer to read). True when calls resume: what is
+        left is above the reserve; else the next probe is one ``probe_interval`` on."""
+        self.observe(usage)
+        reserve = self.reserve_calls or 0
+        if usage is not None and usage.left > reserve:
+            self.blocked_until = None
+            return True
+        self.blocked_until = now + self.policy.probe_interval
+        return False
 
     def allow(self, now: float) -> str | None:
         """None when a call may be made now, else why not."""
-        if self.blocked_until is not None and now < self.blocked_until:
-            return f"the org's API allowance is spent; no call for {self.blocked_until - now:.0f} s"
+        if self.blocked_until is not None:
+            wait = max(0.0, self.blocked_until - now)
+            return f"the org's API allowance is spent; calls held, next probe in {wait:.0f} s"
         if not self.under_reserve:
             return None
         if self._probe_left > 0:

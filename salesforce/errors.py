@@ -7,7 +7,11 @@ connection error, timeout              RetriableError (back off, try again)
 TLS certificate not trusted            FatalError (a setting to fix, not a passing failure)
 429, 5xx (SERVER_UNAVAILABLE, ...)     RetriableError, honouring ``Retry-After``
 UNABLE_TO_LOCK_ROW, other transients   RetriableError
-403 REQUEST_LIMIT_EXCEEDED             BudgetExhausted (wait long: the window is rolling)
+403 REQUEST_LIMIT_EXCEEDED,            RetriableError (too many long-running requests
+  "ConcurrentPerOrgLongTxn" or          at this moment: back off seconds, no hold)
+  "ConcurrentRequests" in the message
+403 REQUEST_LIMIT_EXCEEDED, any other   BudgetExhausted (the daily allowance is spent:
+  ("TotalRequests Limit exceeded.")     hold calls, probe it now and then; salesforce.budget)
 403 anything else                      FatalError (permission, disabled API)
 401 INVALID_SESSION_ID                 SessionExpired (log in again once, then FatalError)
 login refused                          FatalError
@@ -50,8 +54,11 @@ TRANSIENT_CODES = frozenset(
 )
 LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
 SESSION_CODE = "INVALID_SESSION_ID"
-#: How long to wait when the org's allowance is spent and Salesforce names no delay.
-LIMIT_BACKOFF = 3600.0
+#: Messages of a REQUEST_LIMIT_EXCEEDED that refuses this moment, not the day's allowance.
+CONCURRENT_LIMITS = ("ConcurrentPerOrgLongTxn", "ConcurrentRequests")
+#: The least back-off after a concurrent-request refusal: long-running requests end in
+#: seconds, and an immediate retry would meet them still running.
+CONCURRENT_BACKOFF = 2.0
 
 
 class SessionExpired(RetriableError):
@@ -79,8 +86,11 @@ def classify(
     status: int, code: str, text: str, *, retry_after: float | None = None
 ) -> OrderflowError:
     """The Orderflow error for an HTTP ``status`` and Salesforce error ``code``."""
+    if code == LIMIT_CODE and any(kind in text for kind in CONCURRENT_LIMITS):
+        wait = max(retry_after or 0.0, CONCURRENT_BACKOFF)
+        return RetriableError(text, retry_after=wait, code=code)
     if code == LIMIT_CODE:
-        return BudgetExhausted(text, retry_after=max(retry_after or 0.0, LIMIT_BACKOFF))
+        return BudgetExhausted(text, retry_after=retry_after)
     if code == SESSION_CODE or status == 401:
         return SessionExpired(text)
     if code in TRANSIENT_CODES or status == 429 or status >= 500:

@@ -3,7 +3,8 @@
 It wraps a ``simple_salesforce.Salesforce`` (handed in, so tests and other callers choose
 how it logs in) and, around every call:
 
-- asks the budget (:mod:`salesforce.budget`) whether the call may be made at all;
+- asks the budget (:mod:`salesforce.budget`) whether the call may be made at all, and
+  while a spent allowance holds calls, probes ``GET /limits`` when the budget says so;
 - puts a timeout on it and reads ``Retry-After`` and ``Sforce-Limit-Info`` from the
   answer (:mod:`salesforce.transport`);
 - translates every error into Orderflow's own (:mod:`salesforce.errors`);
@@ -111,11 +112,16 @@ class SalesforceGateway:
         return result
 
     def _attempt(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        if self.pacer.probe_due(self.clock()):
+            self._probe()
+        refusal = self.pacer.allow(self.clock())
+        if refusal is not None:
+            raise BudgetExhausted(f"Salesforce {what} not sent: {refusal}")
+        return self._send(what, fn)
+
+    def _send(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         renewed = False
         while True:
-            refusal = self.pacer.allow(self.clock())
-            if refusal is not None:
-                raise BudgetExhausted(f"Salesforce {what} not sent: {refusal}")
             self.calls += 1
             try:
                 result = fn(self.sf)
@@ -127,10 +133,33 @@ class SalesforceGateway:
                     renewed = True
                     continue
                 if isinstance(error, BudgetExhausted):
-                    self.pacer.spent(self.clock(), error.retry_after or 0.0)
+                    self.pacer.spent(self.clock(), error.retry_after)
                 raise error from exc
             self.pacer.observe(self.watch.usage)
             return result
+
+    def _probe(self) -> None:
+        """Calls are held for a spent allowance: ask ``GET /limits`` whether it is back (a
+        refusal's ``Sforce-Limit-Info`` answers too), and resume when it is."""
+        now = self.clock()
+        try:
+            limits = self._send("limits probe", partial(_limits, timeout=self.timeout))
+        except RetriableError as exc:
+            usage = self.watch.usage if isinstance(exc, BudgetExhausted) else None
+            log.info("Salesforce allowance probe: %s", exc)
+        else:
+            usage = _daily_usage(limits) or self.watch.usage
+        if self.pacer.probed(now, usage):
+            log.info(
+                "Salesforce API allowance is back (%s of %s calls left): calls resume",
+                usage.left if usage else "?",
+                usage.limit if usage else "?",
+            )
+        else:
+            log.warning(
+                "Salesforce API allowance still spent or under the reserve; next probe in %g s",
+                self.pacer.policy.probe_interval,
+            )
 
     def _renew(self, error: SessionExpired) -> None:
         if self.relogin is None:
@@ -242,6 +271,19 @@ class SalesforceGateway:
     def api_usage(self) -> ApiUsage | None:
         """Calls used and the allowance, as Salesforce last reported them."""
         return self.watch.usage or self.pacer.usage
+
+
+def _limits(sf: Salesforce, *, timeout: float) -> Any:
+    return sf.limits(timeout=timeout)
+
+
+def _daily_usage(limits: Any) -> ApiUsage | None:
+    """``DailyApiRequests`` of a ``/limits`` answer as :class:`ApiUsage`."""
+    daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
+    if not isinstance(daily, dict) or "Max" not in daily or "Remaining" not in daily:
+        return None
+    limit = int(daily["Max"])
+    return ApiUsage(limit - int(daily["Remaining"]), limit)
 
 
 def _query_more(sf: Salesforce, *, url: str, timeout: float) -> Any:

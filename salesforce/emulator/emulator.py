@@ -112,6 +112,10 @@ class Emulator:
         """Let the rolling 24-hour window free ``n`` calls (the oldest fall out of it)."""
         self._gateway.free_calls(n)
 
+    def spend_calls(self, n: int) -> None:
+        """Other integrations sharing the org spend ``n`` calls of the allowance."""
+        self._gateway.spend_calls(n)
+
     @property
     def calls_by_kind(self) -> dict[str, int]:
         """Counted calls by kind: query, queryMore, composite, composite/sobjects, ..."""

@@ -49,19 +49,25 @@ class Gateway:
         self.base_url = base_url
         self._lock = threading.Lock()
         self.api_calls = 0
-        #: Calls the rolling 24-hour window has let go of (:meth:`free_calls`).
-        self.freed = 0
+        #: The rolling 24-hour window's count less ours: calls other integrations spent
+        #: (:meth:`spend_calls`) less those the window let go of (:meth:`free_calls`).
+        self.offset = 0
         self.calls_by_kind: dict[str, int] = dict.fromkeys(_INITIAL_KINDS, 0)
 
     def usage(self) -> tuple[int, int]:
         """(calls used in the rolling window, daily limit)."""
         with self._lock:
-            return self.api_calls - self.freed, self.daily_limit
+            return self.api_calls + self.offset, self.daily_limit
 
     def free_calls(self, n: int) -> None:
         """The rolling window lets go of ``n`` old calls (at most all of them)."""
         with self._lock:
-            self.freed = min(self.api_calls, self.freed + n)
+            self.offset -= min(n, self.api_calls + self.offset)
+
+    def spend_calls(self, n: int) -> None:
+        """Other integrations of the org spend ``n`` calls of the allowance."""
+        with self._lock:
+            self.offset += n
 
     def stats(self) -> dict[str, Any]:
         """The ``/_emulator/stats`` answer."""
@@ -94,7 +100,7 @@ class Gateway:
         rest = match.group(2) or ""
         with self._lock:
             self.api_calls += 1
-            used = self.api_calls - self.freed
+            used = self.api_calls + self.offset
             kind = kind_of(method, rest)
             self.calls_by_kind[kind] = self.calls_by_kind.get(kind, 0) + 1
         limit_header = {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_limit}"}

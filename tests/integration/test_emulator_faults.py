@@ -197,3 +197,7 @@ def test_the_rolling_window_frees_calls(emu: Emulator, sf: Any) -> None:
     assert limits["DailyApiRequests"] == {"Max": 50, "Remaining": 28}
     assert sf.api_usage["api-usage"].used == 22
     assert emu.api_calls == 52, "every call is still counted"
+    emu.spend_calls(28)  # another integration of the org
+    with pytest.raises(SalesforceRefusedRequest, match="TotalRequests"):
+        sf.limits()
+    assert emu.api_usage == (51, 50)

@@ -114,6 +114,22 @@ def test_retries_end_with_a_retriable_error():
     assert len(responses.calls) == 3
 
 
+@pytest.mark.parametrize(
+    "message", ["ConcurrentPerOrgLongTxn Limit exceeded", "ConcurrentRequests Limit exceeded"]
+)
+@responses.activate
+def test_a_concurrent_request_refusal_is_retried_after_seconds_without_a_hold(message):
+    responses.get(QUERY, json=_error("REQUEST_LIMIT_EXCEEDED", message), status=403)
+    responses.get(QUERY, json=OK)
+    clock = Clock()
+    gateway = _gateway(clock)
+    assert _query(gateway) == []
+    assert len(responses.calls) == 2
+    (waited,) = clock.slept
+    assert 2 <= waited <= 120
+    assert gateway.pacer.blocked_until is None
+
+
 @responses.activate
 def test_a_spent_allowance_is_not_hammered():
     responses.get(
@@ -124,15 +140,15 @@ def test_a_spent_allowance_is_not_hammered():
     )
     clock = Clock()
     gateway = _gateway(clock)
-    with pytest.raises(BudgetExhausted) as caught:
+    with pytest.raises(BudgetExhausted):
         _query(gateway)
-    assert caught.value.retry_after is not None and caught.value.retry_after >= 3600
     assert len(responses.calls) == 1 and clock.slept == []
-    # No call at all until the delay has passed: the rolling window must free calls.
+    # No call at all until the next probe: the rolling window must free calls.
     with pytest.raises(BudgetExhausted, match="not sent"):
         _query(gateway)
     assert len(responses.calls) == 1
     assert gateway.api_usage is not None and gateway.api_usage.used == 15001
+    assert gateway.pacer.blocked_until == clock.now + 300
 
 
 @responses.activate

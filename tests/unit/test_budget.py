@@ -56,12 +56,30 @@ def test_under_the_reserve_one_poll_per_reserve_interval_and_nothing_else():
     assert pacer.poll_interval == 5 and pacer.allow(905.0) is None
 
 
-def test_a_spent_allowance_blocks_every_call_until_its_delay_passed():
-    pacer = Pacer(POLICY)
-    pacer.spent(10.0, 3600)
-    assert pacer.allow(11.0) is not None
-    assert pacer.next_wait(11.0, busy=False) >= 3599
-    assert pacer.allow(3611.0) is None
+def test_a_spent_allowance_holds_calls_and_probes_every_probe_interval():
+    pacer = Pacer(PacePolicy(interval=5, reserve=0.10, probe_interval=300))
+    pacer.spent(10.0)
+    assert not pacer.probe_due(11.0)
+    refusal = pacer.allow(11.0)
+    assert refusal is not None and "next probe in 299 s" in refusal
+    assert pacer.next_wait(11.0, busy=False) == 299
+    assert pacer.probe_due(310.0)
+    # Still spent: held, the next probe one interval on.
+    assert not pacer.probed(310.0, ApiUsage(used=15_001, limit=15_000))
+    assert pacer.allow(311.0) is not None and pacer.probe_due(610.0)
+    # Freed, but not above the reserve (1,500 of 15,000): still held.
+    assert not pacer.probed(610.0, ApiUsage(used=13_500, limit=15_000))
+    # Above the reserve: calls resume at once.
+    assert pacer.probed(910.0, ApiUsage(used=13_499, limit=15_000))
+    assert pacer.allow(910.0) is None and not pacer.probe_due(10_000.0)
+
+
+def test_a_longer_delay_asked_by_salesforce_is_kept_and_no_answer_keeps_the_hold():
+    pacer = Pacer(PacePolicy(probe_interval=300))
+    pacer.spent(0.0, retry_after=1200)
+    assert not pacer.probe_due(1199.0) and pacer.probe_due(1200.0)
+    assert not pacer.probed(1200.0, None)
+    assert pacer.allow(1201.0) is not None and pacer.probe_due(1500.0)
 
 
 def test_limit_info_header():
