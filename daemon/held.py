@@ -32,6 +32,7 @@ from orchestration.decompose import FALLOUT_RULE, decompose
 from orchestration.errors import RecordError
 from orchestration.records import Order
 from orchestration.states import StepState
+from remap.lookups import check_lookups
 from salesforce.poller import ORDER
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def plan_again(
     """Plan a held order from ``record``; True when it now plans (False: still held)."""
     try:
         order = ctx.inbound(session, Order.from_record(record))
+        check_lookups(order)  # still another object's id: still held (RecordError)
         steps = decompose(order, ctx.ruleset)
     except (RecordError, ValidationError, KeyError, ValueError):
         return False  # still held, for the reason its steps give

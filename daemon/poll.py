@@ -36,6 +36,7 @@ from orchestration.errors import BudgetExhausted
 from orchestration.records import Order, parse_datetime
 from orchestration.states import FINAL_STATES, PlanState, StepState
 from remap.inbound import Unresolved
+from remap.lookups import WrongObject, check_lookups
 from salesforce.children import complete_children
 from salesforce.poller import (
     INVOICE,
@@ -272,6 +273,7 @@ def _ingest_order(
     planned = True
     try:
         order = ctx.inbound(session, Order.from_record(record))  # legacy ids → standard
+        check_lookups(order)
         if amend.change_order(ctx, session, order, now):
             report.amended += 1  # a change order: the plan of the order it changes
             return
@@ -279,6 +281,11 @@ def _ingest_order(
     except Unresolved as exc:
         # A legacy id the crosswalk cannot resolve holds the order: one fallout step each.
         order, steps, planned = exc.order, exc.steps, False
+    except WrongObject as exc:
+        # Another object's id where an Account's belongs: held, nothing of it is sent.
+        log.warning("order %s: %s", record.get("Id"), exc, extra={"order_id": record.get("Id")})
+        steps = [fallout_step(f"lookup.{exc.field}", f"Fix Order.{exc.field}", str(exc))]
+        planned = False
     except (ValidationError, KeyError, ValueError) as exc:
         # A record that cannot be read still gets a plan: one fallout step saying why.
         reason = f"malformed order record: {_first_line(exc)}"
