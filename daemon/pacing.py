@@ -32,7 +32,12 @@ def next_wait(ctx: Context, report: CycleReport | None) -> float:
     pacer = ctx.gateway.pacer
     busy = report is None or not report.idle or waiting_downstream(ctx)
     wait = pacer.next_wait(ctx.gateway.clock(), busy=busy)
-    if pacer.under_reserve:
+    if pacer.blocked_until is not None:
+        log.warning(
+            "Salesforce calls held: the org's API allowance is spent; next probe in %.0f s",
+            max(0.0, pacer.blocked_until - ctx.gateway.clock()),
+        )
+    elif pacer.under_reserve:
         log.warning(
             "Salesforce API budget under the reserve: polling every %g s",
             pacer.policy.reserve_interval,
