@@ -206,3 +206,36 @@ def test_reconcile_compares_every_invoice_line_and_refuses_a_partial_read(
     assert main(reconcile) == 1
     err = capsys.readouterr().err
     assert f"invoice {invoice_id}: InvoiceLines not read completely" in err
+
+
+def test_an_order_re_read_for_a_changed_line_waits_and_its_line_is_read_again(
+    world: World, monkeypatch
+):
+    now = datetime.now(UTC)
+    order = _big_order(world, 250, stamp=now - timedelta(hours=2))
+    ctx = _context(world, monkeypatch)
+    assert poll(ctx).planned == 1
+    line = _line_ids(world, order)[-1]  # on the second child page
+    # The line changes a while ago, the Order does not move: only its line brings it back.
+    world.emu.update(
+        "OrderItem", line, {"Quantity": 999}, system_modstamp=now - timedelta(minutes=5)
+    )
+
+    world.emu.queries.max_cursors = 0
+    ctx.deep_polled_at = None  # a deep poll reaches the change
+    report = poll(ctx)
+    assert (report.reread, report.waiting) == (1, 1)
+    with ctx.sessions() as session:
+        stored = session.get(SourceRecord, ("OrderItem", line))
+        assert stored is not None and stored.data["Quantity"] != 999, "not recorded as seen"
+
+    world.emu.queries.max_cursors = 5000
+    report = poll(ctx)  # not deep: only the held watermark reaches the line again
+    assert (report.reread, report.waiting) == (1, 0)
+    with ctx.sessions() as session:
+        stored = session.get(SourceRecord, ("OrderItem", line))
+        order_row = session.get(SourceRecord, ("Order", order))
+        assert stored is not None and stored.data["Quantity"] == 999
+        assert order_row is not None
+        lines = order_row.data["OrderItems"]["records"]
+    assert len(lines) == 250 and any(r["Quantity"] == 999 for r in lines)
