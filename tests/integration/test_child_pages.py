@@ -20,41 +20,17 @@ from daemon.poll import poll
 from daemon.resync import ResyncSpec, resync
 from salesforce.emulator.seed import seed_demo_org, seed_invoices
 from tests.integration.test_invoices import add_invoice, until_synced
+from tests.integration.test_salesforce_support import RULES as SUPPORT_RULES
 from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled
 
 LINES = 450
 
-# One ERP sales order carrying every line, and one internal step per line.
-RULES = """
-version: "child-pages-1"
-systems: [erp, billing, provisioning]
-sla:
-  callout: {estimate: 4h, jeopardy: 1h}
-  auto: {estimate: 5m, jeopardy: 1m}
-retry: {max_attempts: 6, initial: 2s, factor: 2, maximum: 5m}
-rules:
-  - name: erp_order
-    scope: order
-    steps:
-      - key: sales_order
-        kind: callout
-        system: erp
-        action: sales-orders
-        title: "ERP: create sales order"
-        payload:
-          order_number: {from: order.OrderNumber}
-          salesforce_order_id: {from: order.Id}
-          account: {from: order.AccountId}
-          effective_date: {from: order.EffectiveDate, transform: date}
-          lines:
-            each_line:
-              line_id: {from: line.Id}
-              product_code: {from: product.ProductCode}
-              quantity: {from: line.Quantity}
-              unit_price: {from: line.UnitPrice}
-              start_date: {from: line.ServiceDate, transform: date}
-              end_date: {from: line.EndDate, transform: date}
+# The shared rules' one ERP sales order carrying every line, and one internal step per line
+# (not a callout per line: 450 lines stay a short test).
+RULES = (
+    SUPPORT_RULES[: SUPPORT_RULES.index("  - name: subscription")]
+    + """
   - name: line
     when: {field: line.Quantity, op: ">", value: 0}
     steps:
@@ -65,6 +41,7 @@ rules:
         payload:
           message: {const: "line noted"}
 """
+)
 
 
 def _context(world: World, monkeypatch: pytest.MonkeyPatch) -> Context:

@@ -15,25 +15,11 @@ from daemon.cycle import run_cycle
 from daemon.models import Plan
 from daemon.poll import poll
 from daemon.writeback import write_back
+from tests.integration.test_salesforce_errors import Clock
 from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled
 
 PROBE = 300.0
-
-
-class Clock:
-    """Monotonic seconds that move only when told (or when the gateway sleeps)."""
-
-    def __init__(self) -> None:
-        self.now = 10_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def _context(world: World, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Context:
