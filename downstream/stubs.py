@@ -13,6 +13,9 @@ prove exactly-once in effect. It behaves like the real thing where Orderflow mus
 - :class:`StubFaults`: a share of 503s, a share of answers too slow for the client (the
   effect is made, the answer comes late), a permanent 422 for given SKUs;
 - :meth:`go_offline` / :meth:`come_online`: connections refused for a while;
+- ``hostile``: answers a real system or its proxy gives that a client must survive
+  (:mod:`downstream.stub_hostile`), each logged in ``hostile_log``;
+- a body shorter than its ``Content-Length`` makes no effect (a real server refuses it);
 - the ERP lists its invoice documents (``GET /documents``) for reconciliation.
 """
 
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
+from downstream import stub_hostile
 from downstream.signing import CORRELATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from downstream.stub_ledger import (
     Effect,
@@ -82,6 +86,7 @@ class StubSystem:
         api_key: tuple[str, str] | None = None,
         oauth: tuple[str, str] | None = None,
         token_lifetime: float = 3600.0,
+        hostile: stub_hostile.Hostile | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -96,6 +101,10 @@ class StubSystem:
         self.issued_tokens: set[str] = set()
         self.token_requests = 0
         self.callback_answers: list[int] = []
+        self.hostile = hostile or stub_hostile.Hostile(kinds=())
+        self._turns = stub_hostile.Turns(hostile) if hostile else None
+        #: (kind, X-Orderflow-Step, Idempotency-Key) of each hostile answer given.
+        self.hostile_log: list[tuple[str, str, str]] = []
         self._ledger = Ledger()
         self._rng = random.Random(self.faults.seed)
         self._port = port
@@ -161,6 +170,11 @@ class StubSystem:
     def stats(self) -> dict[str, Any]:
         with self._ledger.lock:
             return self._ledger.stats(self.name)
+
+    def doubles(self) -> list[dict[str, Any]]:
+        """Payloads that reached the system under more than one key (``payload_doubles``)."""
+        with self._ledger.lock:
+            return self._ledger.doubles()
 
     def documents(self, since: str = "", until: str = "") -> list[dict[str, Any]]:
         """Invoice transfers as the ERP lists them, by invoice date (ISO strings)."""
@@ -282,6 +296,16 @@ class StubSystem:
             self._later(self.complete_after, self._callback, effect)
         return status, body, faults.slow_seconds if slow else 0.0
 
+    def _hostile_turn(self, step_ref: str, key: str) -> str | None:
+        """The hostile answer this submit gets, if any (logged)."""
+        if self._turns is None:
+            return None
+        with self._ledger.lock:
+            kind = self._turns.draw()
+            if kind:
+                self.hostile_log.append((kind, step_ref, key))
+        return kind
+
     def _status(self, reference: str) -> tuple[int, Any]:
         with self._ledger.lock:
             effect = self._ledger.by_ref.get(reference)
@@ -384,6 +408,9 @@ class StubSystem:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if len(raw) < length:  # the client gave up mid-body: nothing to act on
+                    self.close_connection = True
+                    return self._send(HTTPStatus.BAD_REQUEST, {"message": "body cut short"})
                 if self.path == "/oauth/token":
                     form = parse_qs(raw.decode())
                     return self._send(*stub._token(form, _basic(self.headers["Authorization"])))
@@ -401,13 +428,19 @@ class StubSystem:
                     payload = json.loads(raw or b"null")
                 except ValueError:
                     return self._send(HTTPStatus.BAD_REQUEST, {"message": "body is not JSON"})
+                step_ref = self.headers.get("X-Orderflow-Step", "")
+                kind = stub._hostile_turn(step_ref, key)
+                if kind and kind not in stub_hostile.AFTER_EFFECT:
+                    return stub_hostile.answer(self, kind, stub.hostile, None)
                 status, body, wait = stub._submit(
                     key,
                     self.path.strip("/"),
-                    self.headers.get("X-Orderflow-Step", ""),
+                    step_ref,
                     payload,
                     self.headers.get(CORRELATION_HEADER),
                 )
+                if kind:
+                    return stub_hostile.answer(self, kind, stub.hostile, body)
                 if wait:
                     time.sleep(wait)
                 self._send(status, body)
