@@ -159,6 +159,9 @@ class Task(Base):
     #: keeps the lease; only a dead holder's lease is taken back (daemon.instances).
     lease_owner: Mapped[str | None] = mapped_column(String(36), index=True)
     lease_expires_at: Mapped[datetime | None]
+    #: Resends of an interrupted dispatch since the task's last answer (daemon.claims): past
+    #: ORDERFLOW_MAX_RESENDS the task falls out instead of being sent again.
+    resends: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Sent with the task; the system's callback names the task by it (daemon.callbacks).
     correlation_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     started_at: Mapped[datetime | None]

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     downstream_timeout: float = Field(default=15.0, gt=0)
     downstream_ca_bundle: Path | None = None
     dispatch_concurrency: int = Field(default=8, ge=1, le=256)
+    # A dispatch resent after restarts this many times without an answer falls out
+    max_resends: int = Field(default=5, ge=0)
 
     # The daemon
     poll_interval: float = Field(default=5.0, gt=0)
