@@ -54,6 +54,7 @@ class Masked(TypeDecorator[str]):
 
 class MaskedText(Masked):
     impl = Text
+    cache_ok = True
 
 
 class Base(DeclarativeBase):
