@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from daemon.cycle import run_cycle
+from downstream.guard import GuardedSystem
 from downstream.protocol import SubmitResult, TaskRequest
 from downstream.stub_hostile import Hostile
 from orchestration.states import StepState
-from tests.integration.downstream_world import swap_stub, tasks
+from tests.integration.downstream_world import cycle_until, swap_stub, tasks
 from tests.integration.world import World, run_until_settled
 
 
@@ -44,7 +45,8 @@ def test_an_html_answer_fails_the_step_with_its_reason_and_the_others_go_on(
 class Exploding:
     """A system whose client fails in a way nobody foresaw."""
 
-    name = "billing"
+    def __init__(self, name: str = "billing") -> None:
+        self.name = name
 
     def submit(self, request: TaskRequest) -> SubmitResult:
         raise KeyError("boom")
@@ -93,3 +95,17 @@ def test_an_answer_that_cannot_be_recorded_does_not_lose_the_others(world: World
     assert (done.state, done.resends) == (StepState.COMPLETED, 0)
     assert world.stubs["billing"].stats()["replays"] >= 1
     assert world.stubs["billing"].stats()["effects"] == 1
+
+
+def test_a_status_poll_that_fails_unexpectedly_leaves_the_step_waiting(world: World, monkeypatch):
+    swap_stub(world, "provisioning", completion="status", complete_after=None)
+    ctx = world.context(monkeypatch, provisioning_status_poll_interval=0)
+    world.add_order("PLAT-PRO")
+    cycle_until(ctx, lambda: any(t.external_ref for t in tasks(ctx, "provisioning")))
+
+    exploding = GuardedSystem(Exploding("provisioning"), status_poll_interval=0.001)
+    ctx.systems = {**ctx.systems, "provisioning": exploding}
+    run_cycle(ctx)  # does not raise
+
+    (task,) = tasks(ctx, "provisioning")
+    assert (task.state, task.external_ref) == (StepState.IN_PROGRESS, "PRV-000001")
