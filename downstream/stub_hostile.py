@@ -1,7 +1,8 @@
 """Hostile answers a stub system can give, as real systems and the proxies in front of them do.
 
-A stub with :class:`Hostile` set answers every ``every``-th submit with the next kind in
-``kinds``, in turn (the others are answered well):
+A stub with :class:`Hostile` set answers every ``every``-th submit (of the ``orders`` named,
+when some are: the first part of ``X-Orderflow-Step``) with the next kind in ``kinds``, in
+turn (the others are answered well):
 
 - ``truncated``: ``Content-Length`` promises more bytes than are sent, then the connection
   closes; ``reset``: half the body, then a TCP reset;
@@ -62,6 +63,7 @@ class Hostile:
     storm: int = 10
     stall_seconds: float = 10.0
     huge_bytes: int = 8 * 2**20
+    orders: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -78,7 +80,9 @@ class Turns:
         self._next = 0
         self._storm_left = 0
 
-    def draw(self) -> str | None:
+    def draw(self, step_ref: str) -> str | None:
+        if self.hostile.orders and step_ref.split("/")[0] not in self.hostile.orders:
+            return None
         self._submits += 1
         if self._storm_left:
             self._storm_left -= 1

@@ -99,8 +99,7 @@ class StubSystem:
         self.issued_tokens: set[str] = set()
         self.token_requests = 0
         self.callback_answers: list[int] = []
-        self.hostile = hostile or stub_hostile.Hostile(kinds=())
-        self._turns = stub_hostile.Turns(hostile) if hostile else None
+        self.set_hostile(hostile)
         #: (kind, X-Orderflow-Step, Idempotency-Key) of each hostile answer given.
         self.hostile_log: list[tuple[str, str, str]] = []
         self._ledger = Ledger()
@@ -154,6 +153,11 @@ class StubSystem:
     @property
     def online(self) -> bool:
         return self._server is not None
+
+    def set_hostile(self, hostile: stub_hostile.Hostile | None) -> None:
+        """Answer hostilely from now on (None: answer well again)."""
+        self.hostile = hostile or stub_hostile.Hostile(kinds=())
+        self._turns = stub_hostile.Turns(hostile) if hostile else None
 
     # -- what it holds ---------------------------------------------------------------------
     @property
@@ -299,7 +303,7 @@ class StubSystem:
         if self._turns is None:
             return None
         with self._ledger.lock:
-            kind = self._turns.draw()
+            kind = self._turns.draw(step_ref)
             if kind:
                 self.hostile_log.append((kind, step_ref, key))
         return kind

@@ -1,15 +1,16 @@
 """The hostile-downstream suite: billing answers every hostile way in turn, the daemon holds.
 
-    python -m reliability.hostile_downstream [--orders 200 --seed 1]
+    python -m reliability.hostile_downstream [--orders 200 --hostile-orders 40 --seed 1]
 
-Billing (a stub in hostile mode, downstream.stub_hostile) answers every third submit with the
-next of: a body cut short of its Content-Length, invalid JSON, an HTML login page with 200,
+Next to the good orders flow hostile ones: billing (a stub in hostile mode,
+downstream.stub_hostile) answers every other submit of theirs with the next of: a body cut
+short of its Content-Length, invalid JSON, an HTML login page with 200,
 a 302 to another host, a 204, an 8 MB body, 503 with ``Retry-After`` nan, -1, 1e12 and an
 HTTP-date, a connection reset mid-body, a 10 s stall (the client waits 2 s) and a storm of
-ten 429s; the other submits, and ERP and provisioning, answer well. The daemon runs as its
-own process (``orderflow run``, its listener on) while the orders flow. Checks:
+ten 429s; every other call is answered well. The daemon runs as its own process
+(``orderflow run``, its listener on) while all the orders flow. Checks:
 
-- every good order (none of whose calls met a hostile answer) is Completed;
+- every good order is Completed;
 - every call that met one was retried with the answer's reason on its step (a Failed
   step), or fell out with it (a redirect is not followed: Fatally Failed), or, for a 204,
   Completed;
@@ -59,6 +60,7 @@ REASONS = {
 @dataclass
 class HostileReport:
     orders: int
+    hostile_orders: int = 0
     seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     hostile_answers: dict[str, int] = field(default_factory=dict)
@@ -85,7 +87,7 @@ class HostileReport:
 
     def render(self) -> str:
         rows: list[tuple[Any, ...]] = [
-            ("orders", self.orders, self.orders),
+            ("orders (good + hostile)", f"{self.orders} + {self.hostile_orders}", "-"),
             *((f"  {k}", v, "-") for k, v in sorted(self.statuses.items())),
             ("good orders Completed", self.good_completed, self.good_orders),
             *(
@@ -100,8 +102,9 @@ class HostileReport:
             ("seconds", round(self.seconds, 1), "-"),
         ]
         lines = [
-            f"Hostile downstream: {self.orders} orders x {LINES} lines; billing answers every "
-            "third submit with the next hostile kind",
+            f"Hostile downstream: {self.orders} good and {self.hostile_orders} hostile orders x "
+            f"{LINES} lines; billing answers every other submit of a hostile order with the "
+            "next hostile kind",
             f"machine: {machine()}",
             "",
             table(("figure", "got", "expected"), rows),
@@ -118,12 +121,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> HostileReport:
-    report = HostileReport(orders)
+def run(
+    orders: int,
+    workdir: Path,
+    *,
+    hostile_orders: int = 40,
+    storm: int = 10,
+    seed: int = 1,
+    timeout: float = 900,
+) -> HostileReport:
+    report = HostileReport(orders, hostile_orders)
     started = time.monotonic()
-    options = {"billing": {"hostile": Hostile(every=3, storm=10, stall_seconds=10.0)}}
-    with LocalWorld(workdir, options) as world:
-        add_orders(world.emu, orders, lines=LINES, seed=seed)
+    with LocalWorld(workdir) as world:
+        good = add_orders(world.emu, orders, lines=LINES, seed=seed)
+        hostile = add_orders(world.emu, hostile_orders, lines=LINES, seed=seed + 1)
+        world.stubs["billing"].set_hostile(
+            Hostile(every=2, storm=storm, stall_seconds=10.0, orders=frozenset(hostile))
+        )
         port = free_port()
         env = world.env(
             downstream_timeout=str(TIMEOUT),
@@ -137,7 +151,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> H
             deadline = time.monotonic() + timeout
             seen_healthy = False
             try:
-                while world.settled() < orders and time.monotonic() < deadline:
+                while world.settled() < orders + hostile_orders and time.monotonic() < deadline:
                     if daemon.poll() is not None:
                         report.exited = daemon.returncode
                         break
@@ -150,7 +164,7 @@ def run(orders: int, workdir: Path, *, seed: int = 1, timeout: float = 900) -> H
             finally:
                 stop_daemon(daemon)
         report.seconds = time.monotonic() - started
-        _judge(world, report)
+        _judge(world, set(good), report)
     return report
 
 
@@ -161,15 +175,13 @@ def _health(url: str) -> int:
         return 0
 
 
-def _judge(world: LocalWorld, report: HostileReport) -> None:
+def _judge(world: LocalWorld, good: set[str], report: HostileReport) -> None:
     statuses = {r["Id"]: str(r.get("Fulfillment_Status__c")) for r in world.emu.records("Order")}
     report.statuses = dict(Counter(statuses.values()))
     met = world.stubs["billing"].hostile_log
     report.hostile_answers = dict(Counter(kind for kind, _step, _key in met))
-    hostile_orders = {step.split("/")[0] for _kind, step, _key in met}
-    good = [order for order in statuses if order not in hostile_orders]
     report.good_orders = len(good)
-    report.good_completed = sum(statuses[order] == "Completed" for order in good)
+    report.good_completed = sum(statuses.get(order) == "Completed" for order in good)
     stats = [stub.stats() for stub in world.stubs.values()]
     report.duplicates = sum(int(s["duplicates"]) for s in stats)
     report.payload_doubles = sum(int(s["payload_doubles"]) for s in stats)
@@ -194,13 +206,14 @@ def _judge(world: LocalWorld, report: HostileReport) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--hostile-orders", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    if args.orders < 1:
-        parser.error("--orders must be at least 1")
-    say(f"hostile downstream: {args.orders} orders")
+    if args.orders < 1 or args.hostile_orders < 1:
+        parser.error("--orders and --hostile-orders must be at least 1")
+    say(f"hostile downstream: {args.orders} good and {args.hostile_orders} hostile orders")
     with tempfile.TemporaryDirectory(prefix="orderflow-hostile-") as folder:
-        report = run(args.orders, Path(folder), seed=args.seed)
+        report = run(args.orders, Path(folder), hostile_orders=args.hostile_orders, seed=args.seed)
     print(report.render())
     return 0 if report.ok else 1
 

@@ -34,8 +34,7 @@ def test_an_html_answer_fails_the_step_with_its_reason_and_the_others_go_on(
     assert all(t.message.startswith("billing: answered text/html, not JSON") for t in failed)
     assert [t.state for t in tasks(ctx, "erp")] == [StepState.COMPLETED]
 
-    billing.hostile = Hostile(kinds=())  # the proxy is fixed: answers are good again
-    billing._turns = None
+    billing.set_hostile(None)  # the proxy is fixed: answers are good again
     run_until_settled(ctx, world)
     assert set(world.order_statuses().values()) == {"Completed"}
     stats = billing.stats()
