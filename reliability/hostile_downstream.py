@@ -151,7 +151,7 @@ def run(
             deadline = time.monotonic() + timeout
             seen_healthy = False
             try:
-                while world.settled() < orders + hostile_orders and time.monotonic() < deadline:
+                while not _done(world, orders + hostile_orders) and time.monotonic() < deadline:
                     if daemon.poll() is not None:
                         report.exited = daemon.returncode
                         break
@@ -166,6 +166,20 @@ def run(
         report.seconds = time.monotonic() - started
         _judge(world, set(good), report)
     return report
+
+
+def _done(world: LocalWorld, orders: int) -> bool:
+    """Every order settled, and no step still retrying (an order in Fallout for one step
+    may have another waiting for its next try)."""
+    if world.settled() < orders:
+        return False
+    busy = (StepState.READY, StepState.IN_PROGRESS, StepState.FAILED, StepState.ON_HOLD)
+    engine = db.make_engine(f"sqlite:///{world.database}")
+    try:
+        with db.sessions(engine)() as session:
+            return not session.scalars(select(Task.id).where(Task.state.in_(busy))).first()
+    finally:
+        engine.dispose()
 
 
 def _health(url: str) -> int:
