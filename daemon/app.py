@@ -140,6 +140,7 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         overlap=timedelta(seconds=settings.sf_poll_overlap),
         settle=timedelta(seconds=settings.sf_poll_settle),
         concurrency=settings.dispatch_concurrency,
+        max_resends=settings.max_resends,
         poll_fields=poll_fields(settings),
         # Alone on SQLite; one of several on PostgreSQL (started by `orderflow run`).
         membership=instances.membership(

@@ -11,12 +11,16 @@ resent by whoever claims it once its lease has no holder (the reaper took it bac
 dead instance, daemon.instances), or by its own holder (its result could not be
 committed). On SQLite one instance runs (daemon.db.hold_single_instance), so every
 interrupted dispatch is its own to resend, and the same statement needs no row locks.
+
+A dispatch that keeps being interrupted (an answer that stops the process, a call that
+hangs until the watchdog kills it) is not resent for ever: each resend is counted on the
+task (``resends``, cleared by an answer), and past ``max_resends`` the claim makes the task
+fall out with "no answer after N resends" instead of sending it again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
@@ -47,19 +51,25 @@ def claim(
     limit: int,
     *,
     shared: bool,
-) -> Sequence[Task]:
+    max_resends: int | None = None,
+) -> list[Task]:
     """Lease up to ``limit`` due callouts to ``owner``; the tasks, intent and lease written.
 
-    The caller commits (one short transaction) before sending anything.
+    The caller commits (one short transaction) before sending anything. An interrupted
+    dispatch already resent ``max_resends`` times falls out here and is not returned.
     """
     query = select(Task).where(due_callouts(owner, shared=shared)).order_by(Task.id).limit(limit)
     if shared:
         query = query.with_for_update(skip_locked=True)
-    tasks = session.scalars(query).all()
-    for task in tasks:
+    tasks: list[Task] = []
+    for task in session.scalars(query).all():
         if task.state == StepState.READY:
             store.transition(session, task, StepState.IN_PROGRESS, "dispatching", now)
+        elif max_resends is not None and task.resends >= max_resends:
+            _give_up(session, task, max_resends, now)
+            continue
         else:
+            task.resends += 1
             log.info(
                 "resending %s interrupted at %s",
                 task.step_id,
@@ -69,7 +79,23 @@ def claim(
         task.attempts += 1
         task.dispatch_started_at = now
         task.lease_owner, task.lease_expires_at = owner, now + lease
+        tasks.append(task)
     return tasks
+
+
+def _give_up(session: Session, task: Task, resends: int, now: datetime) -> None:
+    reason = f"no answer after {resends} resends"
+    log.warning(
+        "%s: %s, falling out",
+        task.step_id,
+        reason,
+        extra={"task_id": task.id, "step_id": task.step_id},
+    )
+    task.dispatch_started_at = None
+    release(task)
+    task.message = reason
+    store.transition(session, task, StepState.FATALLY_FAILED, reason, now)
+    store.refresh_rollup(task.plan, now)
 
 
 def release(task: Task) -> None:

@@ -60,6 +60,9 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     #: Calls in flight at once per downstream system (ORDERFLOW_DISPATCH_CONCURRENCY).
     concurrency: int = 8
+    #: Resends of an interrupted dispatch, without an answer, before the task falls out
+    #: (ORDERFLOW_MAX_RESENDS; daemon.claims).
+    max_resends: int = 5
     #: The Salesforce fields polled per object (ORDERFLOW_SF_*_FIELDS).
     poll_fields: PollFields = field(default_factory=PollFields)
     #: The remap hooks (daemon.crosswalk.Remapper): legacy ids resolved before decomposition,

@@ -2,23 +2,29 @@
 
 Due callouts are claimed in batches, each in one short transaction that writes the intent
 (In Progress, ``dispatch_started_at``) and this instance's lease (daemon.claims), then
-sent, up to ``Context.concurrency`` calls in flight per system, and the batch's results
-are committed together, each with its lease's end, once all are in. A crash between the two
-commits leaves the intent behind; once the reaper finds its instance dead (daemon.instances;
+sent, up to ``Context.concurrency`` calls in flight per system, and the results are
+committed as they come in, each with its lease's end. A crash between the two commits
+leaves the intent behind; once the reaper finds its instance dead (daemon.instances;
 after a restart on SQLite: at once) the next claim resends it with the same idempotency
-key, and the system answers with what it did the first time.
+key, and the system answers with what it did the first time (a dispatch interrupted again
+and again falls out: daemon.claims).
+
+No answer stops the batch: whatever a call raises becomes that task's retriable error,
+and answers whose recording fails are recorded again one by one, so one bad task never
+loses the others' answers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import ScalarResult, Select, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import claims, store
@@ -36,7 +42,7 @@ log = logging.getLogger(__name__)
 _Row = TypeVar("_Row")
 
 
-#: Answers committed per transaction (a batch's answers are recorded once all are in).
+#: Answers committed per transaction at most (those that came in since the last commit).
 RECORD_BATCH = 100
 
 #: Claim rounds per dispatch at most: the leader's other phases are not kept waiting (an
@@ -68,18 +74,19 @@ def _dispatch_batch(ctx: Context, batch: int) -> int:
         (ThreadPoolExecutor(min(ctx.concurrency, len(work)), f"dispatch-{system}"), work)
         for system, work in sorted(by_system.items())
     ]
-    futures: list[Future[Answer | None]] = []
+    pending: set[Future[Answer | None]] = set()
     try:
         for pool, work in pools:
-            futures.extend(pool.submit(_send, ctx, task_id, request) for task_id, request in work)
-        wait(futures)
+            pending.update(pool.submit(_send, ctx, task_id, request) for task_id, request in work)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # An unexpected error (the store is gone) stops the cycle loudly.
+            answers = [answer for future in done if (answer := future.result()) is not None]
+            for start in range(0, len(answers), RECORD_BATCH):
+                _record_each(ctx, answers[start : start + RECORD_BATCH])
     finally:
         for pool, _ in pools:
             pool.shutdown(wait=True)
-    # An unexpected error (the store is gone) stops the cycle loudly.
-    answers = [answer for future in futures if (answer := future.result()) is not None]
-    for start in range(0, len(answers), RECORD_BATCH):
-        _record(ctx, answers[start : start + RECORD_BATCH])
     return len(claimed)
 
 
@@ -94,7 +101,15 @@ def _claim(ctx: Context, limit: int | None = None) -> list[tuple[int, TaskReques
     now = ctx.clock()
     member = ctx.membership
     with ctx.sessions.begin() as session:
-        due = claims.claim(session, member.id, now, member.lease, limit, shared=member.shared)
+        due = claims.claim(
+            session,
+            member.id,
+            now,
+            member.lease,
+            limit,
+            shared=member.shared,
+            max_resends=ctx.max_resends,
+        )
         return [(task.id, _request(task, session)) for task in due]
 
 
@@ -123,6 +138,10 @@ def _send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
         return Answer(
             task_id, SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
         )
+    except Exception as exc:  # no answer may stop the others (see the module's docstring)
+        log.exception("%s: the call for task %d failed unexpectedly", request.system, task_id)
+        what = f"{request.system}: unexpected {type(exc).__name__}: {exc}"
+        return Answer(task_id, None, RetriableError(what, code="unexpected"))
     return Answer(task_id, result)
 
 
@@ -137,6 +156,22 @@ def _request(task: Task, session: Session) -> TaskRequest:
         payload=task.payload,
         correlation=correlation_for(task),
     )
+
+
+def _record_each(ctx: Context, answers: list[Answer]) -> None:
+    """Record ``answers`` together; if that fails, each on its own, so a bad one (logged,
+    its intent left to be resent) does not lose the others. A store that is gone is not
+    retried answer by answer: the cycle stops and the intents stay."""
+    try:
+        _record(ctx, answers)
+    except OperationalError:
+        raise
+    except Exception:
+        if len(answers) == 1:
+            log.exception("recording the answer for task %d failed", answers[0].task_id)
+            return
+        for answer in answers:
+            _record_each(ctx, [answer])
 
 
 def _record(ctx: Context, answers: list[Answer]) -> None:
@@ -177,6 +212,7 @@ def _locked(session: Session, query: Select[_Row]) -> ScalarResult[_Row]:
 def _apply(ctx: Context, session: Session, task: Task, answer: Answer, now: datetime) -> None:
     result, error = answer.result, answer.error
     task.dispatch_started_at = None
+    task.resends = 0
     claims.release(task)
     if result is not None and result.outcome is Outcome.COMPLETED:
         task.external_ref = result.external_ref

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from daemon import store
+from daemon.logs import redact
 from daemon.models import Task
 from orchestration.plan import retry_delay
 from orchestration.rules import RETRIABLE, RetryPolicy, RuleSet
@@ -32,6 +33,7 @@ def fail(
     pinning falls back to the current rules.
     """
     policy = _policy(task, code, retriable, rules)
+    reason = redact(reason)  # before trimming: a cut secret could no longer be found
     task.message = reason[:255]
     if policy is None:
         store.transition(session, task, StepState.FATALLY_FAILED, reason, now)

@@ -9,7 +9,10 @@
 - Redaction: every secret registered with :func:`add_secrets` (``load_settings`` registers
   each ``SecretStr`` setting and any password in a ``*_url`` setting; the Salesforce login
   registers the access token it gets) is replaced by ``**********`` in every line, its
-  traceback included, and :func:`redact` does the same for error messages.
+  traceback included, and so is the password of any URL written ``scheme://user:password@``.
+  :func:`redact` is the one masking function: the log formatters use it, and so does every
+  message before it is stored (daemon.models), written back to Salesforce (daemon.writeback)
+  or printed (the CLI, ``doctor``).
 
 JSON keys, stable: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``, ``exc`` (a
 traceback, when there is one), then the ``extra=`` fields.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -35,6 +39,9 @@ MASK = "**********"
 #: secret that short is no secret. load_settings refuses none; this only limits masking.
 MIN_SECRET_LENGTH = 4
 
+#: A URL's user information: its password part is masked whoever registered it.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+@")
+
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -47,13 +54,14 @@ def add_secrets(values: Iterable[str | None]) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret masked (longest first, so none leaks a part)."""
+    """``text`` with every registered secret masked (longest first, so none leaks a part),
+    and the password of every ``scheme://user:password@`` URL in it."""
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text) if "@" in text else text
 
 
 def secrets_of(settings: BaseModel) -> list[str]:

@@ -6,6 +6,11 @@ with the pacing's next wait, daemon.pacing) and the jeopardy sweep on its own ca
 receipts past their use, daemon.callbacks). Between jobs the loop waits on the
 stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
+No error stops the loop but a fatal one (a refused login, a bad setting): whatever else a
+job raises is logged with its traceback (secrets masked, daemon.logs) and the job is run
+again after a back-off that doubles with each failure in a row, up to
+:data:`MAX_BACKOFF` seconds.
+
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
 every store commit inside a cycle (a long first poll or a big dispatch commits often) and
 at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
@@ -35,12 +40,14 @@ from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
 from daemon.notify import Notifier
 from daemon.wakeup import Wakeup
-from orchestration.errors import RecordError, RetriableError
+from orchestration.errors import ConfigError, FatalError, RecordError, RetriableError
 
 log = logging.getLogger(__name__)
 
 #: The shortest re-arm of the cycle job (schedule cannot repeat a job every 0 seconds).
 MIN_WAIT = 0.001
+#: The longest back-off after unexpected errors in a row.
+MAX_BACKOFF = 300.0
 
 
 def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = None) -> None:
@@ -196,9 +203,23 @@ def run_forever(
     if jeopardy_interval:
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     scheduler.every().hour.do(housekeeping)
+    failures = 0
     try:
         while not stop.is_set():
-            scheduler.run_pending()
+            try:
+                scheduler.run_pending()
+            except (FatalError, ConfigError):
+                raise
+            except Exception:
+                # The job was not re-armed (schedule re-arms after a return): it runs again
+                # once the back-off is waited out.
+                failures += 1
+                delay = min(interval * 2 ** (failures - 1), MAX_BACKOFF)
+                log.exception("unexpected error (%d in a row), going on in %g s", failures, delay)
+                heartbeat.cycle_ended()
+                pulse.wait(stop, delay, interval)
+                continue
+            failures = 0
             idle = max(0.0, scheduler.idle_seconds or 0.0)
             if pulse.wait(stop, idle, interval, wakeup):
                 cycles.next_run = datetime.now()  # another instance made work: cycle now

@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from daemon.logs import redact
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
@@ -38,6 +40,21 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Masked(TypeDecorator[str]):
+    """Text stored with its secrets masked (daemon.logs.redact), whoever wrote it."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else redact(value)
+
+
+class MaskedText(Masked):
+    impl = Text
+    cache_ok = True
 
 
 class Base(DeclarativeBase):
@@ -148,7 +165,7 @@ class Task(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)
     external_ref: Mapped[str | None] = mapped_column(String(255))
-    message: Mapped[str] = mapped_column(String(255), default="")
+    message: Mapped[str] = mapped_column(Masked(255), default="")
     not_before: Mapped[datetime | None]
     delay_seconds: Mapped[float | None]
     next_attempt_at: Mapped[datetime | None]
@@ -159,6 +176,9 @@ class Task(Base):
     #: keeps the lease; only a dead holder's lease is taken back (daemon.instances).
     lease_owner: Mapped[str | None] = mapped_column(String(36), index=True)
     lease_expires_at: Mapped[datetime | None]
+    #: Resends of an interrupted dispatch since the task's last answer (daemon.claims): past
+    #: ORDERFLOW_MAX_RESENDS the task falls out instead of being sent again.
+    resends: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Sent with the task; the system's callback names the task by it (daemon.callbacks).
     correlation_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     started_at: Mapped[datetime | None]
@@ -230,7 +250,7 @@ class TaskEvent(Base):
     at: Mapped[datetime]
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(MaskedText())
     actor: Mapped[str] = mapped_column(String(80), default="orderflow")
 
     task: Mapped[Task] = relationship()

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
     downstream_timeout: float = Field(default=15.0, gt=0)
     downstream_ca_bundle: Path | None = None
     dispatch_concurrency: int = Field(default=8, ge=1, le=256)
+    # A dispatch resent after restarts this many times without an answer falls out
+    max_resends: int = Field(default=5, ge=0)
 
     # The daemon
     poll_interval: float = Field(default=5.0, gt=0)
@@ -173,9 +176,21 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"setting {name}: {message}") from None
     except SettingsError as exc:
         raise ConfigError(_not_json(exc, PREFIX)) from None
-    _log_sources(settings)
     logs.add_secrets(logs.secrets_of(settings))
+    for name, (url, _token) in settings.system_urls().items():
+        refuse_credentials(f"{PREFIX}{name.upper()}_", url)
+    _log_sources(settings)
     return settings
+
+
+def refuse_credentials(prefix: str, url: str) -> None:
+    """A system URL carrying ``user:password@`` is refused: the password would travel into
+    messages, the store and Salesforce; it has settings of its own (never shown)."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ConfigError(
+            f"setting {prefix}URL: put credentials in {prefix}USERNAME/PASSWORD, not in the URL"
+        )
 
 
 def _not_json(exc: SettingsError, prefix: str) -> str:
@@ -256,9 +271,11 @@ def system_settings(name: str) -> SystemSettings:
         raise ConfigError(f"setting {field}: {message}") from None
     except SettingsError as exc:
         raise ConfigError(_not_json(exc, prefix)) from None
+    logs.add_secrets(logs.secrets_of(found))
+    if found.url is not None:
+        refuse_credentials(prefix, str(found.url))
     for needed in _AUTH_NEEDS.get(found.auth_mode(), ()):
         if getattr(found, needed) is None:
             mode = found.auth_mode()
             raise ConfigError(f"setting {prefix}{needed.upper()}: needed with {mode} auth")
-    logs.add_secrets(logs.secrets_of(found))
     return found

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.jeopardy import describe_worst
+from daemon.logs import redact
 from daemon.models import Plan, Task
 from orchestration.amend import line_status
 from orchestration.jeopardy import worst
@@ -33,7 +34,7 @@ def desired(
         (ORDER, plan.order_id, None): {
             names.order_status: plan.status,
             names.order_progress: plan.progress,
-            names.order_message: order_message(plan, live, now),
+            names.order_message: _masked(order_message(plan, live, now)),
             names.order_jeopardy: plan.jeopardy,
         }
     }
@@ -110,8 +111,13 @@ def _task_fields(plan: Plan, task: Task, names: StatusFields) -> dict[str, Any]:
         names.task_due: _stamp(task.due_at),
         names.task_attempts: task.attempts,
         names.task_external_ref: task.external_ref,
-        names.task_message: (task.message or None) and task.message[:255],
+        names.task_message: _masked(task.message),
     }
+
+
+def _masked(text: str | None) -> str | None:
+    """A message as Salesforce may show it: secrets masked, at most 255 characters."""
+    return redact(text)[:MESSAGE_LENGTH] if text else None
 
 
 def _stamp(value: datetime | None) -> str | None:

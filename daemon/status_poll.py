@@ -58,6 +58,9 @@ def poll_statuses(ctx: Context) -> int:
         except RetriableError as exc:
             log.info("status of %s at %s not known yet: %s", ref, name, exc)
             continue
+        except Exception:  # no answer stops the others: asked again at the next poll
+            log.exception("status of %s at %s: the call failed unexpectedly", ref, name)
+            continue
         if result.outcome is Outcome.ACCEPTED:
             continue
         finished += _apply(ctx, task_id, result, name)

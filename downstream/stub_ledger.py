@@ -3,11 +3,16 @@
 Kept apart from the HTTP server (:mod:`downstream.stubs`) so the rules of exactly-once are
 in one small place: a repeated key returns the first answer and makes no second effect;
 ``duplicates`` counts effects made for a step (``X-Orderflow-Step``) that already had one,
-which only happens if a client sends the same step under a new key.
+which only happens if a client sends the same step under a new key; ``payload_doubles``
+counts effects whose payload (canonical, volatile fields left out: :data:`VOLATILE`) an
+earlier effect of the same action already carried under another key, so the same work sent
+again under a new revision, a new plan or a new key is seen too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +21,10 @@ from typing import Any
 PREFIXES = {"erp": "SO", "billing": "SUB", "provisioning": "PRV"}
 #: Invoice transfers get ERP document numbers of their own series.
 DOCUMENT_PREFIX = "DOC"
+#: Payload fields that differ between two sendings of the same work (times, keys, tokens).
+VOLATILE = frozenset(
+    {"sent_at", "requested_at", "timestamp", "idempotency_key", "correlation", "event_id"}
+)
 
 
 @dataclass
@@ -35,11 +44,14 @@ class Ledger:
     requests: int = 0
     replays: int = 0
     duplicates: int = 0
+    payload_doubles: int = 0
     callbacks_sent: int = 0
     effects: list[Effect] = field(default_factory=list)
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     steps: set[str] = field(default_factory=set)
     by_ref: dict[str, Effect] = field(default_factory=dict)
+    #: (action, payload digest) -> the keys its effects came under.
+    digests: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reference(self, system: str, action: str) -> str:
@@ -64,6 +76,9 @@ class Ledger:
             self.duplicates += 1
         if step_ref:
             self.steps.add(step_ref)
+        keys = self.digests.setdefault((action, digest(payload)), [])
+        self.payload_doubles += bool(keys)
+        keys.append(key)
         effect = Effect(
             key,
             action,
@@ -78,6 +93,14 @@ class Ledger:
         self.by_ref[effect.reference] = effect
         return effect
 
+    def doubles(self) -> list[dict[str, Any]]:
+        """Each payload that reached the system under more than one key, with the keys."""
+        return [
+            {"action": action, "digest": value, "keys": list(keys)}
+            for (action, value), keys in self.digests.items()
+            if len(keys) > 1
+        ]
+
     def stats(self, name: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -86,9 +109,24 @@ class Ledger:
             "distinct_keys": len({e.key for e in self.effects}),
             "replays": self.replays,
             "duplicates": self.duplicates,
+            "payload_doubles": self.payload_doubles,
             "pending": sum(1 for e in self.effects if e.state == "pending"),
             "callbacks_sent": self.callbacks_sent,
         }
+
+
+def digest(payload: Any) -> str:
+    """A digest of ``payload`` that ignores key order and the :data:`VOLATILE` fields."""
+    text = json.dumps(_stable(payload), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
 
 
 #: Actions that undo what an earlier action made, and actions that change it in place (the

@@ -13,13 +13,14 @@ prove exactly-once in effect. It behaves like the real thing where Orderflow mus
 - :class:`StubFaults`: a share of 503s, a share of answers too slow for the client (the
   effect is made, the answer comes late), a permanent 422 for given SKUs;
 - :meth:`go_offline` / :meth:`come_online`: connections refused for a while;
+- ``hostile``: answers a real system or its proxy gives that a client must survive
+  (:mod:`downstream.stub_hostile`), each logged in ``hostile_log``;
+- a body shorter than its ``Content-Length`` makes no effect (a real server refuses it);
 - the ERP lists its invoice documents (``GET /documents``) for reconciliation.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import random
@@ -30,11 +31,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
-from downstream.signing import CORRELATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from downstream import stub_hostile
+from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from downstream.stub_ledger import (
     Effect,
     Ledger,
@@ -43,6 +44,7 @@ from downstream.stub_ledger import (
     find_sku,
     in_force,
 )
+from downstream.stub_server import basic_credentials, handler_for
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class StubSystem:
         api_key: tuple[str, str] | None = None,
         oauth: tuple[str, str] | None = None,
         token_lifetime: float = 3600.0,
+        hostile: stub_hostile.Hostile | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -96,6 +99,9 @@ class StubSystem:
         self.issued_tokens: set[str] = set()
         self.token_requests = 0
         self.callback_answers: list[int] = []
+        self.set_hostile(hostile)
+        #: (kind, X-Orderflow-Step, Idempotency-Key) of each hostile answer given.
+        self.hostile_log: list[tuple[str, str, str]] = []
         self._ledger = Ledger()
         self._rng = random.Random(self.faults.seed)
         self._port = port
@@ -148,6 +154,11 @@ class StubSystem:
     def online(self) -> bool:
         return self._server is not None
 
+    def set_hostile(self, hostile: stub_hostile.Hostile | None) -> None:
+        """Answer hostilely from now on (None: answer well again)."""
+        self.hostile = hostile or stub_hostile.Hostile(kinds=())
+        self._turns = stub_hostile.Turns(hostile) if hostile else None
+
     # -- what it holds ---------------------------------------------------------------------
     @property
     def effects(self) -> list[Effect]:
@@ -161,6 +172,11 @@ class StubSystem:
     def stats(self) -> dict[str, Any]:
         with self._ledger.lock:
             return self._ledger.stats(self.name)
+
+    def doubles(self) -> list[dict[str, Any]]:
+        """Payloads that reached the system under more than one key (``payload_doubles``)."""
+        with self._ledger.lock:
+            return self._ledger.doubles()
 
     def documents(self, since: str = "", until: str = "") -> list[dict[str, Any]]:
         """Invoice transfers as the ERP lists them, by invoice date (ISO strings)."""
@@ -282,6 +298,16 @@ class StubSystem:
             self._later(self.complete_after, self._callback, effect)
         return status, body, faults.slow_seconds if slow else 0.0
 
+    def _hostile_turn(self, step_ref: str, key: str) -> str | None:
+        """The hostile answer this submit gets, if any (logged)."""
+        if self._turns is None:
+            return None
+        with self._ledger.lock:
+            kind = self._turns.draw(step_ref)
+            if kind:
+                self.hostile_log.append((kind, step_ref, key))
+        return kind
+
     def _status(self, reference: str) -> tuple[int, Any]:
         with self._ledger.lock:
             effect = self._ledger.by_ref.get(reference)
@@ -321,105 +347,9 @@ class StubSystem:
             return True
         if self.oauth and given.removeprefix("Bearer ") in self.issued_tokens:
             return True
-        if self.basic and _basic(given) == self.basic:
+        if self.basic and basic_credentials(given) == self.basic:
             return True
         return bool(self.api_key and headers.get(self.api_key[0]) == self.api_key[1])
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            # Keep-alive, as real systems speak: a connection per call made the client's
-            # connects most of a benchmark's dispatch time. Idle ones close after a while.
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in separate writes
-            timeout = 30
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s: " + format, stub.name, *args)
-
-            def _gone(self) -> bool:
-                """Stopped or offline since this connection opened: hang up, unanswered."""
-                if self.server is stub._server:
-                    return False
-                self.close_connection = True
-                return True
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                if status == HTTPStatus.SERVICE_UNAVAILABLE:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    log.debug("%s: the client left before the answer", stub.name)
-
-            def do_GET(self) -> None:
-                if self._gone():
-                    return
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if url.path == "/_stub/stats":
-                    return self._send(HTTPStatus.OK, stub.stats())
-                if url.path == "/_stub/effects":
-                    return self._send(HTTPStatus.OK, [e.__dict__ for e in stub.effects])
-                if url.path == "/":
-                    return self._send(HTTPStatus.OK, {"name": stub.name, "ok": True})
-                if not stub._allowed(self.headers):
-                    return self._send(HTTPStatus.UNAUTHORIZED, {"message": "not authorized"})
-                stub._sleep()
-                if url.path.startswith("/status/"):
-                    return self._send(*stub._status(unquote(url.path[len("/status/") :])))
-                if url.path == "/documents":
-                    docs = stub.documents(query.get("since", ""), query.get("until", ""))
-                    return self._send(HTTPStatus.OK, {"documents": docs})
-                self._send(HTTPStatus.NOT_FOUND, {"message": "not found"})
-
-            def do_POST(self) -> None:
-                if self._gone():
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                if self.path == "/oauth/token":
-                    form = parse_qs(raw.decode())
-                    return self._send(*stub._token(form, _basic(self.headers["Authorization"])))
-                if not stub._allowed(self.headers):
-                    return self._send(HTTPStatus.UNAUTHORIZED, {"message": "bad or missing token"})
-                stub._sleep()
-                if self.path.startswith("/cancel/"):
-                    return self._send(*stub._cancel(unquote(self.path[len("/cancel/") :])))
-                key = self.headers.get("Idempotency-Key")
-                if not key:
-                    return self._send(
-                        HTTPStatus.BAD_REQUEST, {"message": "Idempotency-Key missing"}
-                    )
-                try:
-                    payload = json.loads(raw or b"null")
-                except ValueError:
-                    return self._send(HTTPStatus.BAD_REQUEST, {"message": "body is not JSON"})
-                status, body, wait = stub._submit(
-                    key,
-                    self.path.strip("/"),
-                    self.headers.get("X-Orderflow-Step", ""),
-                    payload,
-                    self.headers.get(CORRELATION_HEADER),
-                )
-                if wait:
-                    time.sleep(wait)
-                self._send(status, body)
-
-        return Handler
-
-
-def _basic(header: str | None) -> tuple[str, str] | None:
-    if not header or not header.startswith("Basic "):
-        return None
-    try:
-        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user, password
+        return handler_for(self)

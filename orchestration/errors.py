@@ -16,6 +16,12 @@ the core and the daemon never import ``requests`` or ``simple_salesforce`` to ca
 
 from __future__ import annotations
 
+import math
+
+#: The longest ``Retry-After`` honoured (a day); a longer, negative or not finite one is
+#: ignored (the retry policy's own delay applies).
+MAX_RETRY_AFTER = 86400.0
+
 
 class OrderflowError(Exception):
     """Base of every error Orderflow raises on purpose."""
@@ -28,14 +34,19 @@ class ConfigError(OrderflowError):
 class RetriableError(OrderflowError):
     """A passing failure; the same call may succeed later.
 
-    ``retry_after`` is the delay in seconds the other side asked for, when it said one;
+    ``retry_after`` is the delay in seconds the other side asked for, when it said one
+    that is finite and between 0 and :data:`MAX_RETRY_AFTER` (else None);
     ``code`` an error code fallout rules can name (blank: any retriable failure, ``*``).
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, code: str = "") -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = retry_after if _sane(retry_after) else None
         self.code = code
+
+
+def _sane(seconds: float | None) -> bool:
+    return seconds is not None and math.isfinite(seconds) and 0 <= seconds <= MAX_RETRY_AFTER
 
 
 class BudgetExhausted(RetriableError):

@@ -9,7 +9,8 @@ after the daemon started, from a seeded generator); the daemon is restarted at o
 the last kill it runs until every order is settled. Then:
 
 - every Order shows Completed in Salesforce;
-- the stubs report 0 duplicate effects, and exactly one effect per expected step;
+- the stubs report 0 duplicate effects and 0 payload doubles (the same payload under two
+  keys), and exactly one effect per expected step;
 - no step is lost: each order has a plan holding every step the rules make of it, each in
   a final state.
 """
@@ -54,6 +55,7 @@ class CrashReport:
     seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    payload_doubles: int = 0
     effects: dict[str, int] = field(default_factory=dict)
     expected_effects: dict[str, int] = field(default_factory=dict)
     replays: int = 0
@@ -71,6 +73,7 @@ class CrashReport:
         return (
             self.completed == self.orders
             and self.duplicates == 0
+            and self.payload_doubles == 0
             and self.effects == self.expected_effects
             and self.missing_plans + self.missing_steps + self.unfinished_steps == 0
         )
@@ -81,6 +84,7 @@ class CrashReport:
             ("orders Completed", self.completed, self.orders),
             ("SIGKILLs (each followed by a restart)", self.kills, self.kills),
             ("duplicate effects at the stubs", self.duplicates, 0),
+            ("payloads received under two keys", self.payload_doubles, 0),
             *(
                 (f"effects at {name}", self.effects.get(name, 0), n)
                 for name, n in sorted(self.expected_effects.items())
@@ -145,6 +149,7 @@ def run(
         report.statuses = dict(world.statuses())
         stats = {name: stub.stats() for name, stub in world.stubs.items()}
         report.duplicates = sum(int(s["duplicates"]) for s in stats.values())
+        report.payload_doubles = sum(int(s["payload_doubles"]) for s in stats.values())
         report.replays = sum(int(s["replays"]) for s in stats.values())
         report.effects = {name: int(s["effects"]) for name, s in stats.items()}
         lines = len(world.emu.records("OrderItem"))

@@ -21,8 +21,9 @@ systemd's restart would.
 
 Provisioning's SLA is set short here (At Risk after 5 s, Late after 10 s), and the
 jeopardy sweep (daemon.jeopardy) runs after every cycle. Checks: every order Completed, 0
-duplicate effects, one effect per expected step, no step lost; every provisioning step a
-sweep found open past its 5 s (those the outage held) was flagged At Risk or Late by it,
+duplicate effects and 0 payload doubles (the same payload under two keys), one effect per
+expected step, no step lost; every provisioning step a sweep found open past its 5 s
+(those the outage held) was flagged At Risk or Late by it,
 and none that finished within 5 s was. (A step can go At Risk and finish within one
 cycle's dispatch, between two sweeps: nothing could have flagged it, so it is not counted.)
 """
@@ -118,11 +119,16 @@ class FaultReport:
         return sum(s["duplicates"] for s in self.downstream.values())
 
     @property
+    def payload_doubles(self) -> int:
+        return sum(s["payload_doubles"] for s in self.downstream.values())
+
+    @property
     def ok(self) -> bool:
         effects = {name: s["effects"] for name, s in self.downstream.items()}
         return (
             self.statuses.get("Completed", 0) == self.orders
             and self.duplicates == 0
+            and self.payload_doubles == 0
             and effects == self.expected_effects
             and self.lost_steps == 0
             and self.calls_during_hold == 0
@@ -133,6 +139,7 @@ class FaultReport:
         rows: list[tuple[Any, ...]] = [
             ("orders Completed", self.statuses.get("Completed", 0), self.orders),
             ("duplicate effects at the stubs", self.duplicates, 0),
+            ("payloads received under two keys", self.payload_doubles, 0),
             ("steps lost or unfinished", self.lost_steps, 0),
             ("Salesforce API calls", self.sf_calls, "-"),
             *((f"  injected {k}", v, "-") for k, v in sorted(self.sf_faults.items())),

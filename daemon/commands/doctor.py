@@ -58,11 +58,12 @@ def _doctor(args: argparse.Namespace) -> int:
     checks = run_checks()
     ok = all(c.status != "fail" for c in checks)
     if args.json:
-        print(json.dumps({"ok": ok, "checks": [asdict(c) for c in checks]}, indent=2))
+        found = [{**asdict(c), "detail": logs.redact(c.detail)} for c in checks]
+        print(json.dumps({"ok": ok, "checks": found}, indent=2))
     else:
         width = max(len(c.name) for c in checks)
         for c in checks:
-            print(f"{c.status.upper():<4}  {c.name:<{width}}  {c.detail}")
+            print(f"{c.status.upper():<4}  {c.name:<{width}}  {logs.redact(c.detail)}")
         failed = sum(c.status == "fail" for c in checks)
         print(f"{failed} of {len(checks)} checks failed" if failed else "all checks passed")
     sys.stdout.flush()

@@ -117,6 +117,7 @@ class Cluster:
     def assert_exactly_once(self) -> None:
         for name, stub in self.stubs.items():
             assert stub.stats()["duplicates"] == 0, f"{name} made an effect twice"
+            assert stub.stats()["payload_doubles"] == 0, f"{name} got a payload twice"
             keys = Counter(effect.key for effect in stub.effects)
             assert max(keys.values(), default=1) == 1, f"{name}: one key, several effects"
         with self.sessions() as session:

@@ -146,3 +146,21 @@ def test_dead_after_must_leave_room_for_missed_heartbeats(tmp_path: Path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(ConfigError, match="ORDERFLOW_INSTANCE_DEAD_AFTER"):
         instances.membership(engine, heartbeat_interval=5, dead_after=6)
+
+
+def test_a_dispatch_resent_more_than_max_resends_times_without_an_answer_falls_out(sessions):
+    with sessions.begin() as session:  # sent, then never answered: each restart resends it
+        claims.claim(session, "me", NOW, LEASE, 1, shared=False, max_resends=2)
+    for restart in range(1, 3):
+        with sessions.begin() as session:
+            resent = claims.claim(session, "me", NOW, LEASE, 1, shared=False, max_resends=2)
+            assert [(t.step_id, t.resends) for t in resent] == [("s0", restart)]
+    with sessions.begin() as session:  # a third resend would pass the limit: it falls out
+        claimed = claims.claim(session, "me", NOW, LEASE, 1, shared=False, max_resends=2)
+        assert [t.step_id for t in claimed] == []
+    with sessions() as session:
+        task = session.scalars(select(Task).where(Task.step_id == "s0")).one()
+        last = session.scalars(select(TaskEvent).order_by(TaskEvent.id.desc())).first()
+    assert (task.state, task.message) == (StepState.FATALLY_FAILED, "no answer after 2 resends")
+    assert (task.dispatch_started_at, task.lease_owner) == (None, None)
+    assert last is not None and last.reason == "no answer after 2 resends"

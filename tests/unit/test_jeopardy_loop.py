@@ -47,3 +47,39 @@ def test_cycles_start_at_once_and_sweeps_run_on_their_own_cadence(monkeypatch):
 def test_without_a_sweep_interval_only_cycles_run(monkeypatch):
     calls = run(monkeypatch, sweeps_before_stop=1, jeopardy_interval=None)
     assert calls == ["cycle"] * 3
+
+
+def test_an_unexpected_error_is_logged_masked_and_the_loop_goes_on(monkeypatch):
+    import io
+    import logging
+
+    from daemon import logs
+
+    logs.add_secrets(["svc-password-1234"])
+    calls: list[str] = []
+    stop = threading.Event()
+
+    def cycle(_ctx):
+        calls.append("cycle")
+        if len(calls) < 3:
+            raise ValueError("cannot read http://svc:svc-password-1234@erp.test/")
+        stop.set()
+        return CycleReport()
+
+    monkeypatch.setattr(loop, "safe_cycle", cycle)
+    monkeypatch.setattr(loop, "next_wait", lambda _ctx, _interval, _report: 0.0)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.TextFormatter())
+    logging.getLogger("daemon.loop").addHandler(handler)
+    try:
+        ctx = SimpleNamespace(sessions=sessionmaker())
+        loop.run_forever(ctx, 0.001, stop, jeopardy_interval=None)  # type: ignore[arg-type]
+    finally:
+        logging.getLogger("daemon.loop").removeHandler(handler)
+
+    assert calls == ["cycle"] * 3, "run again after each failure, until it succeeds"
+    text = out.getvalue()
+    assert "unexpected error (1 in a row)" in text and "unexpected error (2 in a row)" in text
+    assert "Traceback" in text and "ValueError" in text
+    assert "svc-password-1234" not in text
