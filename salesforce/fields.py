@@ -14,10 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 
+from orchestration.jeopardy import Jeopardy
+from orchestration.states import ErpSyncStatus, FulfillmentStatus, StepState
 from salesforce.poller import LINE_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
 
 ORDER, ORDER_ITEM, TASK = "Order", "OrderItem", "Fulfillment_Task__c"
+
+#: The one definition of the values Orderflow writes into each picklist of
+#: ``salesforce/metadata`` (by default name); tests/unit/test_sf_picklists.py fails for a
+#: value its field does not allow, and ``orderflow doctor`` compares them with describe.
+PICKLISTS: dict[str, type[StrEnum]] = {
+    "Order.Fulfillment_Status__c": FulfillmentStatus,
+    "Order.Jeopardy_Status__c": Jeopardy,
+    "OrderItem.Fulfillment_Status__c": FulfillmentStatus,
+    "OrderItem.Jeopardy_Status__c": Jeopardy,
+    "Fulfillment_Task__c.State__c": StepState,
+    "Fulfillment_Task__c.Jeopardy__c": Jeopardy,
+    "Invoice.ERP_Sync_Status__c": ErpSyncStatus,
+}
 
 #: Fields the poller reads, by object.
 READ_FIELDS: dict[str, tuple[str, ...]] = {
