@@ -80,6 +80,17 @@ class StatusFields:
             raise ValueError(f"unknown field {unknown[0]!r}; known: {', '.join(sorted(by_key))}")
         return replace(cls(), **{by_key[key]: value for key, value in renames.items()})
 
+    def configured(self, key: str) -> tuple[str, str]:
+        """The object and field configured for ``key`` (``"Object.DefaultName"``); a key
+        writeback does not rename (an Invoice field) is its own answer."""
+        for f in fields(self):
+            if f.name != "task_object" and _key(f.name, str(f.default)) == key:
+                prefix = f.name.split("_")[0]
+                sobject = {"order": ORDER, "line": ORDER_ITEM}.get(prefix, self.task_object)
+                return sobject, str(getattr(self, f.name))
+        sobject, _, name = key.partition(".")
+        return sobject, name
+
     def by_object(self) -> dict[str, tuple[str, ...]]:
         """The fields set on update, by object (the Order lookup of a task is set once)."""
         out: dict[str, list[str]] = {ORDER: [], ORDER_ITEM: [], self.task_object: []}

@@ -45,6 +45,11 @@ class Access:
             self.grants.objects.pop(name, None)
         self._view = None
 
+    def grant(self, name: str, level: str) -> None:
+        """Set a field's grant: ``"Object.Field"`` to "read" or "edit"."""
+        self.grants.fields[name] = level
+        self._view = None
+
     def view(self) -> Schema:
         """The objects and fields the user can read, each createable and updateable only
         where the grants allow it (rebuilt when the schema or the grants change)."""

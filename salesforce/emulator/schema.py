@@ -259,6 +259,14 @@ class Schema:
                 return odef
         return None
 
+    def set_picklist(self, sobject: str, name: str, values: tuple[str, ...]) -> None:
+        """Replace a picklist's values (as if an admin edited them in the org)."""
+        fdef = self.obj(sobject).field(name)
+        if fdef is None:
+            raise KeyError(f"{sobject}.{name}")
+        fdef.picklist = values
+        self.revision += 1
+
     def remove_field(self, sobject: str, name: str) -> None:
         """Drop a field (as if an admin deleted it)."""
         odef = self.obj(sobject)
