@@ -68,8 +68,7 @@ def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monke
     assert main(["doctor"]) == 1
     text = capsys.readouterr().out
     assert any(
-        line.startswith("FAIL")
-        and "salesforce.describe.Order.Fulfillment_Status__c " in line
+        line.startswith("FAIL") and "salesforce.describe.Order.Fulfillment_Status__c " in line
         for line in text.splitlines()
     )
     assert text.rstrip().endswith("1 of 15 checks failed")
