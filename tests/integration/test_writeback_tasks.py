@@ -30,11 +30,28 @@ def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypat
     ctx = world.context(monkeypatch)
     run_cycle(ctx)
     before = len(world.emu.records("Fulfillment_Task__c"))
-    # What was written is forgotten (a restored backup): every record is sent again, and
-    # the Order lookup, not updateable on a record that exists, is refused at first.
+    # What was written is forgotten (a restored backup): every record is sent again, the
+    # Order lookup with it (a Lookup in salesforce/metadata: updateable, so accepted).
     with ctx.sessions.begin() as session:
         session.execute(delete(SfWriteback))
     write_back(ctx)
+    with ctx.sessions() as session:
+        assert session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count() == 0
+        assert session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count() == 0
+    assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
+
+
+def test_a_lost_store_and_a_master_detail_order_lookup(world: World, monkeypatch):
+    # An org whose admin made Order__c a master-detail: not updateable once created.
+    world.emu.schema.obj("Fulfillment_Task__c").fields["order__c"].updateable = False
+    world.emu.schema.revision += 1
+    world.add_order("PLAT-PRO")
+    ctx = world.context(monkeypatch)
+    run_cycle(ctx)
+    before = len(world.emu.records("Fulfillment_Task__c"))
+    with ctx.sessions.begin() as session:
+        session.execute(delete(SfWriteback))
+    write_back(ctx)  # every record sent again; the Order lookup is refused at first
     with ctx.sessions() as session:
         waiting = session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count()
         refused = session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count()
@@ -49,6 +66,7 @@ def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypat
 def test_field_names_are_configurable(world: World, monkeypatch):
     order = world.add_order("PLAT-PRO")
     renames = '{"OrderItem.Jeopardy_Status__c": "Description"}'
+    world.emu.access.grant("OrderItem.Description", "edit")  # as the admin must, renaming
     ctx = world.context(monkeypatch, sf_writeback_fields=renames)
     run_cycle(ctx)
     (line,) = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order]
