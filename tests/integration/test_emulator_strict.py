@@ -181,3 +181,25 @@ def test_without_api_enabled_nothing_answers(tmp_path: Path):
             sf.query("SELECT Id FROM Order")
         assert sf_errors(exc.value)[0]["errorCode"] == "API_CURRENTLY_DISABLED"
         session.close()
+
+
+def test_composite_subrequests_are_checked_one_by_one(emu: Emulator, sf: Any):
+    order = _order(emu)
+    base = f"/services/data/v{emu.api_version}/sobjects/Order/{order}"
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "compositeRequest": [
+                {"method": "PATCH", "url": base, "referenceId": "ok",
+                 "body": {"Jeopardy_Status__c": "Late"}},
+                {"method": "PATCH", "url": base, "referenceId": "bad",
+                 "body": {"Jeopardy_Status__c": "Doomed"}},
+            ]
+        },
+    )  # fmt: skip
+    ok, bad = answer["compositeResponse"]
+    assert ok["httpStatusCode"] == 204
+    assert bad["httpStatusCode"] == 400
+    assert bad["body"][0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert emu.get("Order", order)["Jeopardy_Status__c"] == "Late"
