@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import delete
 
+from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.models import SfWriteback
 from daemon.writeback import write_back
@@ -25,19 +27,28 @@ def test_every_step_is_a_task_record_under_its_order(world: World, monkeypatch):
     assert billing["Step__c"].startswith("Billing: start subscription")
 
 
-def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypatch):
+def _lose_the_store(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Context, int]:
+    """Tasks written once, then what was written forgotten (a restored backup): the next
+    writeback sends every record again. Returns the context and the tasks in Salesforce."""
     world.add_order("PLAT-PRO")
     ctx = world.context(monkeypatch)
     run_cycle(ctx)
-    before = len(world.emu.records("Fulfillment_Task__c"))
-    # What was written is forgotten (a restored backup): every record is sent again, the
-    # Order lookup with it (a Lookup in salesforce/metadata: updateable, so accepted).
     with ctx.sessions.begin() as session:
         session.execute(delete(SfWriteback))
-    write_back(ctx)
+    return ctx, len(world.emu.records("Fulfillment_Task__c"))
+
+
+def _waiting_and_refused(ctx: Context) -> tuple[int, int]:
     with ctx.sessions() as session:
-        assert session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count() == 0
-        assert session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count() == 0
+        waiting = session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count()
+        refused = session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count()
+    return waiting, refused
+
+
+def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypatch):
+    ctx, before = _lose_the_store(world, monkeypatch)
+    write_back(ctx)  # the Order lookup too: a Lookup in salesforce/metadata, updateable
+    assert _waiting_and_refused(ctx) == (0, 0)
     assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
 
 
@@ -45,21 +56,11 @@ def test_a_lost_store_and_a_master_detail_order_lookup(world: World, monkeypatch
     # An org whose admin made Order__c a master-detail: not updateable once created.
     world.emu.schema.obj("Fulfillment_Task__c").fields["order__c"].updateable = False
     world.emu.schema.revision += 1
-    world.add_order("PLAT-PRO")
-    ctx = world.context(monkeypatch)
-    run_cycle(ctx)
-    before = len(world.emu.records("Fulfillment_Task__c"))
-    with ctx.sessions.begin() as session:
-        session.execute(delete(SfWriteback))
-    write_back(ctx)  # every record sent again; the Order lookup is refused at first
-    with ctx.sessions() as session:
-        waiting = session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count()
-        refused = session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count()
-    assert waiting == before and refused == 0
+    ctx, before = _lose_the_store(world, monkeypatch)
+    write_back(ctx)  # the Order lookup is refused at first, then left out
+    assert _waiting_and_refused(ctx) == (before, 0)
     write_back(ctx)
-    with ctx.sessions() as session:
-        assert session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count() == 0
-        assert session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count() == 0
+    assert _waiting_and_refused(ctx) == (0, 0)
     assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
 
 
