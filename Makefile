@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit bench reliability clean
+.PHONY: demo test lint metadata unit bench reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint
+test: lint metadata
 	$(BIN)/pytest
+
+# The Salesforce CLI's own library (package.json) converts salesforce/metadata as a deploy
+# would: any error fails the build. .ci/run installs it; here only when it is missing.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+metadata: node_modules/.package-lock.json
+	node salesforce/metadata/check.mjs
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -46,4 +54,4 @@ reliability: $(STAMP)
 	$(BIN)/python -m reliability.hostile_downstream
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .demo .mypy_cache .ruff_cache .pytest_cache

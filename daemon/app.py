@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
@@ -21,6 +22,7 @@ from orchestration.errors import ConfigError
 from orchestration.rules import RuleSet, load_rules
 from salesforce import auth
 from salesforce.budget import PacePolicy, Pacer
+from salesforce.errors import translate
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import LINE_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS, PollFields
 
@@ -115,6 +117,24 @@ def poll_fields(settings: Settings) -> PollFields:
     )
 
 
+def invoices_enabled(settings: Settings, gateway: SalesforceGateway) -> bool:
+    """ORDERFLOW_SF_INVOICES: true, false, or (auto) whether the org's describe lists the
+    Invoice object for this user (orgs without Revenue Cloud Billing have none)."""
+    if settings.sf_invoices != "auto":
+        return settings.sf_invoices == "true"
+    try:
+        listed = gateway.sf.restful("sobjects", method="GET", timeout=settings.sf_timeout)
+    except Exception as exc:
+        raise translate(exc, "describe") from exc
+    found = any(o.get("name") == "Invoice" for o in (listed or {}).get("sobjects", []))
+    log.info(
+        "invoice support %s: the org %s Invoice (ORDERFLOW_SF_INVOICES=auto)",
+        "on" if found else "off",
+        "has" if found else "shows this user no",
+    )
+    return found
+
+
 def systems(settings: Settings, names: Iterable[str] = ()) -> dict[str, DownstreamSystem]:
     """The downstream systems with a URL (ORDERFLOW_{NAME}_*): the default three and any
     other the rules name; see daemon.connectors."""
@@ -129,9 +149,11 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         name = f"ORDERFLOW_{missing[0].upper()}_URL"
         raise ConfigError(f"setting {name}: the rules send tasks to {missing[0]!r}; set its URL")
     engine = database(settings)
+    gateway = salesforce(settings)
+    polled = replace(poll_fields(settings), invoices=invoices_enabled(settings, gateway))
     ctx = Context(
         sessions=db.sessions(engine),
-        gateway=salesforce(settings),
+        gateway=gateway,
         systems=downstream,
         ruleset=ruleset,
         clock=clock,
@@ -141,7 +163,7 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         settle=timedelta(seconds=settings.sf_poll_settle),
         concurrency=settings.dispatch_concurrency,
         max_resends=settings.max_resends,
-        poll_fields=poll_fields(settings),
+        poll_fields=polled,
         # Alone on SQLite; one of several on PostgreSQL (started by `orderflow run`).
         membership=instances.membership(
             engine, settings.heartbeat_interval, settings.instance_dead_after

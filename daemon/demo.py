@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db, store
 from downstream.stubs import StubSystem
-from orchestration.states import Resolution
+from orchestration.states import ErpSyncStatus, Resolution
 from salesforce.emulator import Emulator
 from salesforce.emulator.seed import (
     DEMO_CPQ_PREFIXES,
@@ -71,7 +71,7 @@ def jeopardy_environment(workdir: Path) -> dict[str, str]:
 def invoices_synced(emu: Emulator) -> bool:
     """Every posted Invoice shows its ERP transfer's outcome."""
     return all(
-        r.get("ERP_Sync_Status__c") in ("Transferred", "Failed")
+        r.get("ERP_Sync_Status__c") in (ErpSyncStatus.TRANSFERRED, ErpSyncStatus.FAILED)
         for r in emu.records("Invoice")
         if r.get("Status") == "Posted"
     )

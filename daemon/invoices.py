@@ -23,7 +23,7 @@ from daemon.context import Context
 from daemon.models import Plan, SfWriteback, SourceRecord
 from orchestration.decompose import PlannedStep
 from orchestration.records import Order
-from orchestration.states import StepKind
+from orchestration.states import ErpSyncStatus, FulfillmentStatus, StepKind
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,11 @@ SYSTEM, ACTION = "erp", "invoices"
 POSTED = "Posted"
 DOCUMENT_FIELD, SYNC_FIELD = "ERP_Document_Number__c", "ERP_Sync_Status__c"
 #: The Invoice's ERP_Sync_Status__c for each plan status (anything else: Pending).
-SYNC_STATUS = {"Completed": "Transferred", "Fallout": "Failed", "Cancelled": "Cancelled"}
+SYNC_STATUS: dict[str, ErpSyncStatus] = {
+    FulfillmentStatus.COMPLETED: ErpSyncStatus.TRANSFERRED,
+    FulfillmentStatus.FALLOUT: ErpSyncStatus.FAILED,
+    FulfillmentStatus.CANCELLED: ErpSyncStatus.CANCELLED,
+}
 
 
 def plan_invoices(ctx: Context) -> int:
@@ -130,7 +134,10 @@ def desired_fields(plan: Plan) -> dict[str, Any]:
     """What the Invoice should show for its transfer plan."""
     task = next((t for t in plan.tasks if t.revision == plan.revision), None)
     document = task.external_ref if task is not None and plan.status == "Completed" else None
-    return {DOCUMENT_FIELD: document, SYNC_FIELD: SYNC_STATUS.get(plan.status, "Pending")}
+    return {
+        DOCUMENT_FIELD: document,
+        SYNC_FIELD: SYNC_STATUS.get(plan.status, ErpSyncStatus.PENDING),
+    }
 
 
 def write_back_invoices(ctx: Context, batch: int = 2000) -> int:

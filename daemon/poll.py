@@ -41,7 +41,6 @@ from salesforce.children import complete_children
 from salesforce.poller import (
     INVOICE,
     INVOICE_LINE,
-    OBJECTS,
     ORDER,
     ORDER_ITEM,
     PollFields,
@@ -106,12 +105,13 @@ def poll(ctx: Context) -> PollReport:
     reach = ctx.overlap * 1.5 if deep else min(ctx.overlap, SKEW)
     fields = polled_fields(ctx)
     with ctx.sessions() as session:
-        marks = {obj: store.watermark(session, obj) for obj in OBJECTS}
+        marks = {obj: store.watermark(session, obj) for obj in fields.objects}
     windows = {
-        obj: next_window(marks[obj], now, overlap=reach, settle=ctx.settle) for obj in OBJECTS
+        obj: next_window(marks[obj], now, overlap=reach, settle=ctx.settle)
+        for obj in fields.objects
     }
-    queries = [(fields.window_query(obj, windows[obj]), True) for obj in OBJECTS]
-    answers = dict(zip(OBJECTS, ctx.gateway.query_many(queries), strict=True))
+    queries = [(fields.window_query(obj, windows[obj]), True) for obj in fields.objects]
+    answers = dict(zip(fields.objects, ctx.gateway.query_many(queries), strict=True))
     report = PollReport()
     seen_orders: set[str] = set()
     holds: dict[str, datetime] = {}
@@ -128,7 +128,7 @@ def poll(ctx: Context) -> PollReport:
     for page in answers[ORDER_ITEM]:
         _ingest_lines(ctx, fields, page, seen_orders, now, report, holds)
     for obj in (INVOICE, INVOICE_LINE):
-        for page in answers[obj]:
+        for page in answers.get(obj, ()):
             with ctx.sessions.begin() as session:
                 for record in page:
                     report.seen += 1

@@ -58,9 +58,12 @@ def reconcile(
     session: Session,
     since: date,
     until: date,
+    *,
+    invoices: bool = True,
 ) -> list[Difference]:
-    """Every difference for invoices dated and orders effective in ``since..until``."""
-    found = list(_invoices(gateway, systems.get("erp"), since, until))
+    """Every difference for invoices dated (with ``invoices``, ORDERFLOW_SF_INVOICES) and
+    orders effective in ``since..until``."""
+    found = list(_invoices(gateway, systems.get("erp"), since, until)) if invoices else []
     found.extend(_orders(gateway, systems, session, since, until))
     return found
 

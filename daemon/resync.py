@@ -166,6 +166,9 @@ def resync(ctx: Context, spec: ResyncSpec, progress: Progress | None = None) -> 
     fields = polled_fields(ctx)
     report = ResyncReport(spec)
     for obj in spec.objects:
+        if obj not in fields.objects:
+            log.info("resync leaves %s out: invoice support is off (ORDERFLOW_SF_INVOICES)", obj)
+            continue
         days = DateRange(OBJECT_FIELDS[obj][spec.field], spec.since, spec.until)
         soql = fields.range_query(obj, days)
         total, pages = ctx.gateway.query_sized(soql, include_deleted=True)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     sf_product_fields: list[str] = list(poller.PRODUCT_FIELDS)
     sf_invoice_fields: list[str] = list(poller.INVOICE_FIELDS)
     sf_invoice_line_fields: list[str] = list(poller.INVOICE_LINE_FIELDS)
+    # Invoice and InvoiceLine (Revenue Cloud Billing): auto reads them when describe lists
+    # Invoice for the integration user.
+    sf_invoices: Literal["auto", "true", "false"] = "auto"
     sf_api_reserve: float = Field(default=0.10, ge=0, lt=1)
     sf_poll_max_interval: float = Field(default=60.0, gt=0)
     sf_reserve_poll_interval: float = Field(default=900.0, gt=0)

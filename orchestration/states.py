@@ -49,6 +49,15 @@ class FulfillmentStatus(StrEnum):
     SUPERSEDED = "Superseded"
 
 
+class ErpSyncStatus(StrEnum):
+    """What an Invoice shows of its transfer to the ERP (``ERP_Sync_Status__c``)."""
+
+    PENDING = "Pending"
+    TRANSFERRED = "Transferred"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
 S = StepState
 
 #: States a dependent step may follow: the dependency's work is settled for good.

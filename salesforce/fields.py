@@ -14,10 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 
+from orchestration.jeopardy import Jeopardy
+from orchestration.states import ErpSyncStatus, FulfillmentStatus, StepState
 from salesforce.poller import LINE_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS
 
 ORDER, ORDER_ITEM, TASK = "Order", "OrderItem", "Fulfillment_Task__c"
+
+#: The one definition of the values Orderflow writes into each picklist of
+#: ``salesforce/metadata`` (by default name); tests/unit/test_sf_picklists.py fails for a
+#: value its field does not allow, and ``orderflow doctor`` compares them with describe.
+PICKLISTS: dict[str, type[StrEnum]] = {
+    "Order.Fulfillment_Status__c": FulfillmentStatus,
+    "Order.Jeopardy_Status__c": Jeopardy,
+    "OrderItem.Fulfillment_Status__c": FulfillmentStatus,
+    "OrderItem.Jeopardy_Status__c": Jeopardy,
+    "Fulfillment_Task__c.State__c": StepState,
+    "Fulfillment_Task__c.Jeopardy__c": Jeopardy,
+    "Invoice.ERP_Sync_Status__c": ErpSyncStatus,
+}
 
 #: Fields the poller reads, by object.
 READ_FIELDS: dict[str, tuple[str, ...]] = {
@@ -63,6 +79,17 @@ class StatusFields:
         if unknown:
             raise ValueError(f"unknown field {unknown[0]!r}; known: {', '.join(sorted(by_key))}")
         return replace(cls(), **{by_key[key]: value for key, value in renames.items()})
+
+    def configured(self, key: str) -> tuple[str, str]:
+        """The object and field configured for ``key`` (``"Object.DefaultName"``); a key
+        writeback does not rename (an Invoice field) is its own answer."""
+        for f in fields(self):
+            if f.name != "task_object" and _key(f.name, str(f.default)) == key:
+                prefix = f.name.split("_")[0]
+                sobject = {"order": ORDER, "line": ORDER_ITEM}.get(prefix, self.task_object)
+                return sobject, str(getattr(self, f.name))
+        sobject, _, name = key.partition(".")
+        return sobject, name
 
     def by_object(self) -> dict[str, tuple[str, ...]]:
         """The fields set on update, by object (the Order lookup of a task is set once)."""

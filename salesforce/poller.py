@@ -146,6 +146,14 @@ class PollFields:
     product: Sequence[str] = PRODUCT_FIELDS
     invoice: Sequence[str] = INVOICE_FIELDS
     invoice_line: Sequence[str] = INVOICE_LINE_FIELDS
+    #: Whether Invoice and InvoiceLine are read (ORDERFLOW_SF_INVOICES; not every org has
+    #: Revenue Cloud Billing's Invoice objects).
+    invoices: bool = True
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        """The objects polled, each from its own watermark."""
+        return OBJECTS if self.invoices else (ORDER, ORDER_ITEM)
 
     def _status_filter(self) -> str:
         return f"Status IN ({', '.join(soql_string(s) for s in self.statuses)})"

@@ -41,10 +41,12 @@ LINE_FIELDS = "Id, Product2Id, Quantity, UnitPrice, ServiceDate, EndDate"
 
 
 def deploy_fields(emu: Emulator) -> None:
-    """The custom status fields each old integration deployed, on Order and OrderItem."""
+    """The custom status fields each old integration deployed, on Order and OrderItem, and
+    the edit access to them its integration user was granted."""
     for spec in SPECS:
         for sobject in ("Order", "OrderItem"):
             emu.schema.obj(sobject).fields[spec.field.lower()] = FieldDef(spec.field, "picklist")
+            emu.access.grant(f"{sobject}.{spec.field}", "edit")
 
 
 class Integration:

@@ -19,16 +19,19 @@ LOW_BUDGET = 0.10
 
 HELP = """\
 Checks, in order: settings; the rules file and the systems it needs; the database (connects,
-schema at the newest migration); Salesforce (login, API budget, and with describe each
-object and field Orderflow reads or writes: salesforce/fields.py); each downstream system
-(an HTTP request to its base URL: any HTTP answer means reachable). A check whose
-prerequisite failed is skipped.
+schema at the newest migration); Salesforce (login, API budget, whether Invoices are read,
+and with describe, as the integration user sees the org, each object and field this
+configuration reads or writes: ORDERFLOW_SF_*_FIELDS, ORDERFLOW_SF_WRITEBACK_FIELDS, Invoice
+when enabled, the values written into each picklist); each downstream system (an HTTP
+request to its base URL: any HTTP answer means reachable). A check whose prerequisite
+failed is skipped. Each field with a problem is a FAIL line of its own.
 
 --json keys (stable):
   ok       true when no check failed
   checks   [{name, status ("pass", "fail" or "skip"), detail}]
 check names: settings, rules, database, salesforce.login, salesforce.api_budget,
-  salesforce.describe.<Object>, downstream.<system>
+  salesforce.invoices, salesforce.describe.<Object> (one per object, when all is well),
+  salesforce.describe.<Object>.<Field> (one per problem), downstream.<system>
 
 Exit codes: 0 every check passed; 1 a check failed.
 """
@@ -72,6 +75,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def run_checks() -> list[Check]:
     """Every check, in order; one that cannot run for want of another is skipped."""
+    from daemon.commands.doctor_salesforce import salesforce_checks
     from daemon.settings import load_settings
 
     checks: list[Check] = []
@@ -85,7 +89,7 @@ def run_checks() -> list[Check]:
     checks.append(Check("settings", "pass", "every ORDERFLOW_* setting is valid"))
     checks.append(_guard("rules", lambda: _rules(settings)))
     checks.append(_guard("database", lambda: _database(settings)))
-    checks.extend(_salesforce(settings))
+    checks.extend(salesforce_checks(settings))
     checks.extend(_downstream(settings))
     return checks
 
@@ -144,63 +148,6 @@ def _database(settings: Any) -> str:
             "(run 'orderflow db upgrade')"
         )
     return f"{engine.url.render_as_string(hide_password=True)} at migration {', '.join(heads)}"
-
-
-def _salesforce(settings: Any) -> list[Check]:
-    from daemon.app import salesforce
-    from salesforce import fields
-    from salesforce.errors import translate
-
-    try:
-        gateway = salesforce(settings)
-    except Exception as exc:
-        return [
-            _fail("salesforce.login", exc),
-            Check("salesforce.api_budget", "skip", "needs a Salesforce login"),
-            Check("salesforce.describe", "skip", "needs a Salesforce login"),
-        ]
-    sf = gateway.sf
-
-    def call(what: str, path: str) -> Any:
-        try:
-            return sf.restful(path, method="GET", timeout=settings.sf_timeout)
-        except Exception as exc:
-            raise translate(exc, what) from exc
-
-    checks = [Check("salesforce.login", "pass", f"logged in to {sf.sf_instance}")]
-    checks.append(_guard("salesforce.api_budget", lambda: _budget(call("limits", "limits"))))
-    for sobject in fields.objects():
-        wanted = fields.READ_FIELDS.get(sobject, ())
-        written = fields.WRITTEN_FIELDS.get(sobject, ())
-        checks.append(
-            _guard(
-                f"salesforce.describe.{sobject}",
-                lambda o=sobject, r=wanted, w=written: _fields(  # type: ignore[misc]
-                    o, call(f"describe {o}", f"sobjects/{o}/describe"), r, w
-                ),
-            )
-        )
-    return checks
-
-
-def _budget(limits: Any) -> str:
-    daily = limits["DailyApiRequests"]
-    most, left = int(daily["Max"]), int(daily["Remaining"])
-    detail = f"{most - left} of {most} daily API calls used, {left} left"
-    if most and left < most * LOW_BUDGET:
-        raise OrderflowError(f"{detail}: under {LOW_BUDGET:.0%} of the allowance")
-    return detail
-
-
-def _fields(sobject: str, describe: Any, read: tuple[str, ...], written: tuple[str, ...]) -> str:
-    present = {f["name"].lower(): f for f in describe["fields"]}
-    missing = [f for f in dict.fromkeys((*read, *written)) if f.lower() not in present]
-    if missing:
-        raise OrderflowError(f"{sobject}: missing field(s) {', '.join(missing)}")
-    locked = [f for f in written if not present[f.lower()].get("updateable")]
-    if locked:
-        raise OrderflowError(f"{sobject}: not updateable for this user: {', '.join(locked)}")
-    return f"{len(read)} read and {len(written)} written fields present"
 
 
 def _downstream(settings: Any) -> list[Check]:

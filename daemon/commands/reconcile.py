@@ -55,7 +55,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     db.upgrade(engine)
     systems = app.systems(settings, app.rules(settings).systems)
     with db.sessions(engine)() as session:
-        found = reconcile(app.salesforce(settings), systems, session, args.since, args.until)
+        gateway = app.salesforce(settings)
+        found = reconcile(
+            gateway,
+            systems,
+            session,
+            args.since,
+            args.until,
+            invoices=app.invoices_enabled(settings, gateway),
+        )
     if args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(Difference.FIELDS)

@@ -7,7 +7,9 @@
 
 Modules: ``server`` (HTTPS), ``gateway`` (auth, counting, faults), ``api`` / ``composite``
 / ``sobject_collections`` (REST resources), ``soql`` + ``soql_eval`` + ``query`` (SOQL),
-``org`` (record rules), ``store`` (SQLite), ``schema``, ``ids``, ``seed``.
+``org`` (record rules), ``constraints`` (what a write must obey: picklists, lengths,
+lookups, ...), ``access`` (the API user's permission sets), ``metadata`` (salesforce/metadata
+loaded as the org's own), ``store`` (SQLite), ``schema``, ``ids``, ``seed``.
 """
 
 from salesforce.emulator.emulator import Emulator

@@ -79,6 +79,9 @@ class RestApi:
     def handle(self, req: Request) -> Response:
         """Answer one request."""
         try:
+            access = self.org.access
+            if access is not None and "ApiEnabled" not in access.grants.user:
+                raise ApiError(403, "API_CURRENTLY_DISABLED", "API is disabled for this User")
             if req.lock_fault and not self._is_collection_write(req):
                 raise bad_request(
                     "UNABLE_TO_LOCK_ROW",
@@ -161,10 +164,10 @@ class RestApi:
         row = self.org.load(sobject, record_id, deleted_ok=True)
         if row.is_deleted:
             raise not_found("entity is deleted")
-        odef = self.org.schema.obj(row.sobject)
+        odef = self.org.api_schema().obj(row.sobject)
         out: dict[str, Any] = {"attributes": attributes(odef.name, row.id, self.api_version)}
         if names is None:
-            out.update(self.org.public_fields(row))
+            out.update(self.org.public_fields(row, api=True))
             return out
         for name in names:
             fdef = odef.field(name.strip())
@@ -179,7 +182,7 @@ class RestApi:
         org = self.org
         if not rest:
             return Response(200, self._describe_global())
-        odef = org.schema.obj(rest[0])
+        odef = org.api_schema().obj(rest[0])
         method = req.method
         if len(rest) == 1:
             if method == "POST":
@@ -247,7 +250,7 @@ class RestApi:
         }
 
     def _describe(self, sobject: str) -> dict[str, Any]:
-        odef = self.org.schema.obj(sobject)
+        odef = self.org.api_schema().obj(sobject)
         base = f"/services/data/v{self.api_version}/sobjects/{odef.name}"
         children = [
             {"childSObject": rel.child, "field": rel.field, "relationshipName": rel.name}
@@ -259,7 +262,7 @@ class RestApi:
             "keyPrefix": odef.key_prefix,
             "custom": odef.name.endswith("__c"),
             "createable": odef.createable,
-            "updateable": True,
+            "updateable": any(f.updateable for f in odef.fields.values()),
             "queryable": True,
             "fields": [f.describe() for f in odef.fields.values()],
             "childRelationships": children,
@@ -280,6 +283,6 @@ class RestApi:
                 "createable": o.createable,
                 "urls": {"sobject": f"/services/data/v{self.api_version}/sobjects/{o.name}"},
             }
-            for o in self.org.schema.objects.values()
+            for o in self.org.api_schema().objects.values()
         ]
         return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": objects}

@@ -8,10 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from salesforce.emulator import metadata
+from salesforce.emulator.access import ORG_GRANTS, Access
 from salesforce.emulator.api import RestApi
 from salesforce.emulator.auth import Sessions
 from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
+from salesforce.emulator.metadata import Grants
 from salesforce.emulator.org import Org
 from salesforce.emulator.query import CHILD_BATCH, QueryEngine
 from salesforce.emulator.schema import Schema
@@ -35,14 +38,28 @@ class Emulator:
         daily_limit: int = 1_000_000,
         port: int = 0,
         child_batch: int = CHILD_BATCH,
+        permission_sets: Sequence[str] | None = None,
+        invoices: bool = True,
+        admin_api: bool = False,
     ) -> None:
+        """``permission_sets``: those of salesforce/metadata assigned to the API user (None:
+        every one); ``admin_api``: the API user is an administrator who sees and may write
+        every field instead (the emulator's own API tests); ``invoices``: whether the org
+        has Invoice objects (Revenue Cloud Billing) and so their metadata deployed."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_version = api_version
         self._port = port
-        self.schema = Schema()
+        deployed = metadata.load()
+        self.schema = Schema(deployed, invoices=invoices)
+        grants = Grants()
+        for name in deployed.permission_sets if permission_sets is None else permission_sets:
+            grants.merge(deployed.permission_sets[name])
+        grants.merge(ORG_GRANTS)
+        #: The API user's permission sets, applied (``access.revoke`` takes a grant away).
+        self.access = Access(self.schema, grants)
         self.store = Store(self.workdir / "emulator.db")
-        self.org = Org(self.schema, self.store)
+        self.org = Org(self.schema, self.store, None if admin_api else self.access)
         self._sessions = Sessions(client_id, client_secret)
         self._dice = FaultDice()
         #: Runs SOQL; ``child_batch`` and ``max_cursors`` can be changed while it serves.

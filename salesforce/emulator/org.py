@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from salesforce.emulator import constraints
+from salesforce.emulator.access import Access
 from salesforce.emulator.errors import ApiError, bad_request, not_found
 from salesforce.emulator.ids import is_id, make_id, to18
 from salesforce.emulator.schema import (
@@ -57,18 +59,35 @@ def _coerce(fdef: FieldDef, value: Any) -> Any:
 
 
 class Org:
-    """The records of one org, over a :class:`Store`; every write stamps SystemModstamp."""
+    """The records of one org, over a :class:`Store`; every write stamps SystemModstamp.
 
-    def __init__(self, schema: Schema, store: Store) -> None:
+    Writes with ``api=True`` are the API user's: limited by ``access`` (its permission
+    sets; everything when None) and checked by :mod:`salesforce.emulator.constraints`. The
+    others are the emulator's own seeding, an admin's data load.
+    """
+
+    def __init__(self, schema: Schema, store: Store, access: Access | None = None) -> None:
         self.schema = schema
         self.store = store
+        self.access = access
+
+    def api_schema(self) -> Schema:
+        """The schema as the API user sees it."""
+        return self.access.view() if self.access is not None else self.schema
 
     def validate(
-        self, odef: ObjectDef, fields: Mapping[str, Any], *, creating: bool, api: bool
+        self,
+        odef: ObjectDef,
+        fields: Mapping[str, Any],
+        *,
+        creating: bool,
+        api: bool,
+        existing: Row | None = None,
     ) -> dict[str, Any]:
         """Canonical field names and stored values; raises ApiError for a bad field."""
         out: dict[str, Any] = {}
         locked: list[str] = []
+        seen = self.api_schema().obj(odef.name) if api else odef
         for name, value in fields.items():
             if name == "attributes":
                 continue
@@ -77,7 +96,10 @@ class Org:
                 raise bad_request(
                     "INVALID_FIELD", f"No such column '{name}' on sobject of type {odef.name}"
                 )
-            allowed = fdef.createable if creating else fdef.updateable
+            granted = seen.field(name)
+            allowed = granted is not None and (
+                granted.createable if creating else granted.updateable
+            )
             if api and (not allowed or fdef.name in SYSTEM_FIELDS):
                 locked.append(fdef.name)
                 continue
@@ -97,6 +119,14 @@ class Org:
                 "profile or permission set.",
                 fields=locked,
             )
+        if api:
+            constraints.check(
+                odef,
+                out,
+                record_id=existing.id if existing else None,
+                existing=existing.fields if existing else None,
+                find=lambda obj, name, value: [r.id for r in self.store.find(obj, name, value)],
+            )
         return out
 
     def create_many(
@@ -109,7 +139,7 @@ class Org:
     ) -> list[str]:
         """Insert records; returns their new Ids."""
         odef = self.schema.obj(sobject)
-        if api and not odef.createable:
+        if api and not self.api_schema().obj(sobject).createable:
             raise bad_request(
                 "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {odef.name}"
             )
@@ -207,7 +237,7 @@ class Org:
         with self.store.transaction():
             row = self.load(sobject, record_id)
             odef = self.schema.obj(row.sobject)
-            changes = self.validate(odef, fields, creating=False, api=api)
+            changes = self.validate(odef, fields, creating=False, api=api, existing=row)
             row.fields.update(changes)
             row.fields["SystemModstamp"] = row.fields["LastModifiedDate"] = stamp
             self._derive(row, changes)
@@ -235,7 +265,7 @@ class Org:
     ) -> tuple[str, bool]:
         """Create or update by external Id; returns (Id, created)."""
         odef = self.schema.obj(sobject)
-        fdef = odef.field(ext_field)
+        fdef = self.api_schema().obj(sobject).field(ext_field)
         if fdef is None or not (fdef.external_id or fdef.name == "Id"):
             raise not_found(
                 f"Provided external ID field does not exist or is not accessible: {ext_field}"
@@ -252,7 +282,8 @@ class Org:
                 return matches[0].id, False
             return self.create_many(odef.name, [{**body, fdef.name: value}], api=True)[0], True
 
-    def public_fields(self, row: Row) -> dict[str, Any]:
-        """A record's fields that the current schema knows, in schema order."""
-        odef = self.schema.obj(row.sobject)
+    def public_fields(self, row: Row, *, api: bool = False) -> dict[str, Any]:
+        """A record's fields that the current schema knows (those the API user can read
+        with ``api``), in schema order."""
+        odef = (self.api_schema() if api else self.schema).obj(row.sobject)
         return {f.name: row.fields.get(f.name) for f in odef.fields.values()}

@@ -81,7 +81,7 @@ class QueryEngine:
         self, soql: str, *, include_deleted: bool, batch: int = DEFAULT_BATCH
     ) -> dict[str, Any]:
         """The first page of a query's answer."""
-        bq = bind(parse(soql), self.org.schema)
+        bq = bind(parse(soql), self.org.api_schema())
         bounds, ids = _pushdown(bq.query.where)
         rows = self.org.store.scan(
             bq.obj.name, include_deleted=include_deleted, modstamp=bounds, ids=ids

@@ -38,10 +38,13 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
         "database",
         "salesforce.login",
         "salesforce.api_budget",
+        "salesforce.invoices",
         "salesforce.describe.Order",
         "salesforce.describe.OrderItem",
         "salesforce.describe.Product2",
         "salesforce.describe.Fulfillment_Task__c",
+        "salesforce.describe.Invoice",
+        "salesforce.describe.InvoiceLine",
         "downstream.billing",
         "downstream.erp",
         "downstream.provisioning",
@@ -56,20 +59,71 @@ def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monke
     code, report = doctor(capsys)
     assert code == 1
     assert report["ok"] is False
-    order = by_name(report)["salesforce.describe.Order"]
+    order = by_name(report)["salesforce.describe.Order.Fulfillment_Status__c"]
     assert order["status"] == "fail"
-    assert "Fulfillment_Status__c" in order["detail"]
+    assert "missing or not readable" in order["detail"]
+    assert "salesforce.describe.Order" not in by_name(report)
     assert by_name(report)["salesforce.describe.OrderItem"]["status"] == "pass"
     # The text form says the same.
     assert main(["doctor"]) == 1
     text = capsys.readouterr().out
     assert any(
-        line.startswith("FAIL")
-        and "salesforce.describe.Order " in line
-        and "Fulfillment_Status__c" in line
+        line.startswith("FAIL") and "salesforce.describe.Order.Fulfillment_Status__c " in line
         for line in text.splitlines()
     )
-    assert text.rstrip().endswith("1 of 12 checks failed")
+    assert text.rstrip().endswith("1 of 15 checks failed")
+
+
+def test_the_permission_sets_grants_are_checked_field_by_field(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)
+    world.emu.access.revoke("OrderItem.Jeopardy_Status__c")  # neither read nor edit
+    world.emu.access.grant("Order.Fulfillment_Message__c", "read")  # read, not edit
+    world.emu.access.revoke("Product2.Family")  # a polled field
+    code, report = doctor(capsys)
+    assert code == 1
+    failed = {c["name"]: c["detail"] for c in report["checks"] if c["status"] == "fail"}
+    assert set(failed) == {
+        "salesforce.describe.OrderItem.Jeopardy_Status__c",
+        "salesforce.describe.Order.Fulfillment_Message__c",
+        "salesforce.describe.Product2.Family",
+    }
+    assert "not editable by this user" in failed["salesforce.describe.Order.Fulfillment_Message__c"]
+    assert "not readable" in failed["salesforce.describe.Product2.Family"]
+
+
+def test_a_renamed_writeback_field_is_the_one_checked(world: World, monkeypatch, capsys):
+    world.context(monkeypatch, sf_writeback_fields='{"Order.Jeopardy_Status__c": "Risk__c"}')
+    code, report = doctor(capsys)
+    assert code == 1
+    failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
+    assert failed == ["salesforce.describe.Order.Risk__c"]
+
+
+def test_a_picklist_value_the_org_does_not_allow_fails(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)
+    # An org that still has the first deploy's values (before Transferred and Cancelled).
+    world.emu.schema.set_picklist("Invoice", "ERP_Sync_Status__c", ("Pending", "Synced", "Failed"))
+    code, report = doctor(capsys)
+    assert code == 1
+    check = by_name(report)["salesforce.describe.Invoice.ERP_Sync_Status__c"]
+    assert check["detail"] == "picklist does not allow Cancelled, Transferred"
+
+
+def test_invoices_are_checked_only_when_enabled(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)
+    world.emu.access.revoke("Invoice")  # Orderflow_Integration_Invoices not assigned
+    world.emu.access.revoke("InvoiceLine")
+    code, report = doctor(capsys)
+    assert code == 0, report
+    checks = by_name(report)
+    assert checks["salesforce.invoices"]["detail"] == "off (ORDERFLOW_SF_INVOICES=auto)"
+    assert "salesforce.describe.Invoice" not in checks
+    monkeypatch.setenv("ORDERFLOW_SF_INVOICES", "true")
+    code, report = doctor(capsys)
+    assert code == 1
+    invoice = by_name(report)["salesforce.describe.Invoice"]
+    assert invoice["status"] == "fail"
+    assert "Invoice missing or not readable by this user" in invoice["detail"]
 
 
 def test_unreachable_system_and_missing_database_fail(world: World, monkeypatch, capsys, tmp_path):

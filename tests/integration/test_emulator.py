@@ -30,7 +30,7 @@ from tests.integration.emulator_helpers import (
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org")
+    emulator = Emulator(tmp_path / "org", admin_api=True)
     emulator.start()
     yield emulator
     emulator.stop()

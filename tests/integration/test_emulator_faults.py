@@ -22,7 +22,7 @@ from tests.integration.emulator_helpers import TIMEOUT, connect, pinned_session,
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org", daily_limit=50)
+    emulator = Emulator(tmp_path / "org", daily_limit=50, admin_api=True)
     emulator.start()
     yield emulator
     emulator.stop()
@@ -143,7 +143,7 @@ def test_stats_endpoint_needs_no_auth_and_is_not_counted(
 
 
 def test_concurrent_clients(tmp_path: Path) -> None:
-    with Emulator(tmp_path / "busy") as emu:
+    with Emulator(tmp_path / "busy", admin_api=True) as emu:
         orders = _orders(emu, 20)
         errors: list[BaseException] = []
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org")
+    emulator = Emulator(tmp_path / "org", admin_api=True)
     yield emulator
     emulator.stop()
 
@@ -136,10 +136,10 @@ def test_bulk_insert_is_fast_enough(emu: Emulator) -> None:
 
 
 def test_records_survive_a_restart(tmp_path: Path) -> None:
-    first = Emulator(tmp_path / "org")
+    first = Emulator(tmp_path / "org", admin_api=True)
     order = first.insert("Order", {"Status": "Draft"})
     first.stop()
-    second = Emulator(tmp_path / "org")
+    second = Emulator(tmp_path / "org", admin_api=True)
     assert second.get("Order", order)["OrderNumber"] == "00000100"
     assert second.get("Order", second.insert("Order", {}))["OrderNumber"] == "00000101"
     second.stop()

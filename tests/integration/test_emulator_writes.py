@@ -16,7 +16,7 @@ from tests.integration.emulator_helpers import connect, pinned_session, sf_error
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org")
+    emulator = Emulator(tmp_path / "org", admin_api=True)
     emulator.start()
     yield emulator
     emulator.stop()
@@ -66,17 +66,17 @@ def test_sobject_crud(emu: Emulator, sf: Any) -> None:
 def test_sobject_upsert_by_external_id(emu: Emulator, sf: Any) -> None:
     (order,) = _orders(emu, 1)
     first = sf.Fulfillment_Task__c.upsert(
-        "Task_Key__c/ORD-1:erp", {"Order__c": order, "State__c": "Planned"}, raw_response=True
+        "Task_Key__c/ORD-1:erp", {"Order__c": order, "State__c": "Pending"}, raw_response=True
     )
     assert first.status_code == 201
     assert first.json()["created"] is True
     again = sf.Fulfillment_Task__c.upsert(
-        "Task_Key__c/ORD-1:erp", {"State__c": "Done"}, raw_response=True
+        "Task_Key__c/ORD-1:erp", {"State__c": "Completed"}, raw_response=True
     )
     assert again.status_code == 200
     assert again.json()["created"] is False
     (task,) = emu.records("Fulfillment_Task__c")
-    assert task["State__c"] == "Done"
+    assert task["State__c"] == "Completed"
     assert task["Name"] == "FT-000001"
     assert sf.Fulfillment_Task__c.get_by_custom_id("Task_Key__c", "ORD-1:erp")["Id"] == task["Id"]
 
@@ -118,8 +118,8 @@ def test_collection_update_with_per_record_errors(emu: Emulator, sf: Any) -> Non
     body = {
         "allOrNone": False,
         "records": [
-            _update("Order", ok, Fulfillment_Status__c="Done"),
-            _update("Order", deleted, Fulfillment_Status__c="Done"),
+            _update("Order", ok, Fulfillment_Status__c="Completed"),
+            _update("Order", deleted, Fulfillment_Status__c="Completed"),
             _update("Order", locked_field, TotalAmount=5),
             _update("Order", unknown, Bogus__c=1),
         ],
@@ -130,7 +130,7 @@ def test_collection_update_with_per_record_errors(emu: Emulator, sf: Any) -> Non
     codes = [r["errors"][0]["statusCode"] for r in results[1:]]
     assert codes == ["ENTITY_IS_DELETED", "INVALID_FIELD_FOR_INSERT_UPDATE", "INVALID_FIELD"]
     assert results[2]["errors"][0]["fields"] == ["TotalAmount"]
-    assert emu.get("Order", ok)["Fulfillment_Status__c"] == "Done"
+    assert emu.get("Order", ok)["Fulfillment_Status__c"] == "Completed"
     assert emu.get("Order", ok)["SystemModstamp"] > "2026-01-01T00:00:00.000+0000"
     assert emu.get("Order", unknown)["SystemModstamp"] == "2026-01-01T00:00:00.000+0000"
 
@@ -171,7 +171,7 @@ def test_collection_create_and_upsert(emu: Emulator, sf: Any) -> None:
     task = {"attributes": {"type": "Fulfillment_Task__c"}, "Order__c": order}
     body = {
         "records": [
-            {**task, "Task_Key__c": "k1", "State__c": "Planned"},
+            {**task, "Task_Key__c": "k1", "State__c": "Pending"},
             {**task, "Task_Key__c": "k2", "Due__c": "2026-12-01T10:00:00Z"},
         ]
     }
@@ -182,16 +182,17 @@ def test_collection_create_and_upsert(emu: Emulator, sf: Any) -> None:
     body["records"][0] = {
         "attributes": {"type": "Fulfillment_Task__c"},
         "Task_Key__c": "k1",
-        "State__c": "Done",
+        "State__c": "Completed",
     }
-    body["records"][1] = {**body["records"][1], "Order__c": order}
+    body["records"][1] = {**body["records"][1], "State__c": "Done"}
     second = sf.restful(
         "composite/sobjects/Fulfillment_Task__c/Task_Key__c", method="PATCH", json=body
     )
     assert second[0]["created"] is False
-    assert second[1]["success"] is False  # Order__c is not updateable (master-detail)
+    assert second[1]["success"] is False  # not a value of the restricted picklist
+    assert second[1]["errors"][0]["statusCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     tasks = {t["Task_Key__c"]: t for t in emu.records("Fulfillment_Task__c")}
-    assert tasks["k1"]["State__c"] == "Done"
+    assert tasks["k1"]["State__c"] == "Completed"
     assert tasks["k2"]["Due__c"] == "2026-12-01T10:00:00.000+0000"
 
 

@@ -88,3 +88,19 @@ def test_an_invoice_the_erp_refuses_shows_failed(world: World, monkeypatch):
     invoice_id = add_invoice(world, order_id)
     invoice = until_synced(ctx, world, invoice_id)
     assert (invoice["ERP_Sync_Status__c"], invoice["ERP_Document_Number__c"]) == ("Failed", None)
+
+
+def test_without_invoice_support_invoices_are_not_read(world: World, monkeypatch):
+    # An org without Revenue Cloud Billing: describe shows this user no Invoice.
+    world.emu.access.revoke("Invoice")
+    world.emu.access.revoke("InvoiceLine")
+    ctx = world.context(monkeypatch)  # ORDERFLOW_SF_INVOICES=auto
+    assert ctx.poll_fields.invoices is False
+    order_id = world.add_order("PLAT-PRO")
+    run_until_settled(ctx, world)  # a poll that queried Invoice would fail: INVALID_TYPE
+    assert world.order_statuses()[order_id] == "Completed"
+
+
+def test_invoice_support_follows_describe_unless_set(world: World, monkeypatch):
+    assert world.context(monkeypatch).poll_fields.invoices is True
+    assert world.context(monkeypatch, sf_invoices="false").poll_fields.invoices is False

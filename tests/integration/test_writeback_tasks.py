@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import delete
 
+from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.models import SfWriteback
 from daemon.writeback import write_back
@@ -25,30 +27,47 @@ def test_every_step_is_a_task_record_under_its_order(world: World, monkeypatch):
     assert billing["Step__c"].startswith("Billing: start subscription")
 
 
-def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypatch):
+def _lose_the_store(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Context, int]:
+    """Tasks written once, then what was written forgotten (a restored backup): the next
+    writeback sends every record again. Returns the context and the tasks in Salesforce."""
     world.add_order("PLAT-PRO")
     ctx = world.context(monkeypatch)
     run_cycle(ctx)
-    before = len(world.emu.records("Fulfillment_Task__c"))
-    # What was written is forgotten (a restored backup): every record is sent again, and
-    # the Order lookup, not updateable on a record that exists, is refused at first.
     with ctx.sessions.begin() as session:
         session.execute(delete(SfWriteback))
-    write_back(ctx)
+    return ctx, len(world.emu.records("Fulfillment_Task__c"))
+
+
+def _waiting_and_refused(ctx: Context) -> tuple[int, int]:
     with ctx.sessions() as session:
         waiting = session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count()
         refused = session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count()
-    assert waiting == before and refused == 0
+    return waiting, refused
+
+
+def test_a_lost_store_does_not_stick_on_the_order_lookup(world: World, monkeypatch):
+    ctx, before = _lose_the_store(world, monkeypatch)
+    write_back(ctx)  # the Order lookup too: a Lookup in salesforce/metadata, updateable
+    assert _waiting_and_refused(ctx) == (0, 0)
+    assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
+
+
+def test_a_lost_store_and_a_master_detail_order_lookup(world: World, monkeypatch):
+    # An org whose admin made Order__c a master-detail: not updateable once created.
+    world.emu.schema.obj("Fulfillment_Task__c").fields["order__c"].updateable = False
+    world.emu.schema.revision += 1
+    ctx, before = _lose_the_store(world, monkeypatch)
+    write_back(ctx)  # the Order lookup is refused at first, then left out
+    assert _waiting_and_refused(ctx) == (before, 0)
     write_back(ctx)
-    with ctx.sessions() as session:
-        assert session.query(SfWriteback).filter(SfWriteback.retry_at.is_not(None)).count() == 0
-        assert session.query(SfWriteback).filter(SfWriteback.error.is_not(None)).count() == 0
+    assert _waiting_and_refused(ctx) == (0, 0)
     assert len(world.emu.records("Fulfillment_Task__c")) == before, "updated, not duplicated"
 
 
 def test_field_names_are_configurable(world: World, monkeypatch):
     order = world.add_order("PLAT-PRO")
     renames = '{"OrderItem.Jeopardy_Status__c": "Description"}'
+    world.emu.access.grant("OrderItem.Description", "edit")  # as the admin must, renaming
     ctx = world.context(monkeypatch, sf_writeback_fields=renames)
     run_cycle(ctx)
     (line,) = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order]

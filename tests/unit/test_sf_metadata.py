@@ -9,7 +9,10 @@ import pytest
 
 from daemon.writeback import FIELDS_WRITTEN
 
-ROOT = Path(__file__).resolve().parents[2] / "salesforce" / "metadata" / "force-app/main/default"
+METADATA = Path(__file__).resolve().parents[2] / "salesforce" / "metadata"
+ROOT = METADATA / "force-app/main/default"
+#: Invoice support is a package directory of its own (orgs without Revenue Cloud Billing).
+INVOICES = METADATA / "invoices/main/default"
 NS = {"md": "http://soap.sforce.com/2006/04/metadata"}
 
 #: Every custom field Orderflow writes or will write (the jeopardy and invoice issues).
@@ -50,7 +53,9 @@ MD = "{http://soap.sforce.com/2006/04/metadata}"
 
 def _fields() -> dict[str, dict[str, ET.Element]]:
     found: dict[str, dict[str, ET.Element]] = {}
-    for path in sorted(ROOT.glob("objects/*/fields/*.field-meta.xml")):
+    paths = [*ROOT.glob("objects/*/fields/*.field-meta.xml")]
+    paths += INVOICES.glob("objects/*/fields/*.field-meta.xml")
+    for path in sorted(paths):
         root = _parse(path).getroot()
         assert root.tag == f"{MD}CustomField", path
         name = root.findtext("md:fullName", namespaces=NS)
@@ -60,8 +65,8 @@ def _fields() -> dict[str, dict[str, ET.Element]]:
 
 
 def test_every_xml_file_parses():
-    files = list(ROOT.rglob("*.xml"))
-    assert len(files) >= 24
+    files = list(METADATA.rglob("*.xml"))
+    assert len(files) >= 25
     for path in files:
         _parse(path)
 
@@ -103,16 +108,57 @@ def test_the_custom_object_is_defined():
     assert root.findtext("md:pluralLabel", namespaces=NS) == "Fulfillment Tasks"
 
 
-@pytest.mark.parametrize("obj", sorted(EXPECTED))
-def test_the_permission_set_grants_every_field(obj):
-    root = _parse(ROOT / "permissionsets/Orderflow_Integration.permissionset-meta.xml").getroot()
-    granted = {
-        str(p.findtext("md:field", namespaces=NS))
+def _grants(path: Path) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
+    """(field -> "edit" or "read", object -> permissions, user permissions) of a set."""
+    root = _parse(path).getroot()
+    fields = {
+        str(p.findtext("md:field", namespaces=NS)): (
+            "edit" if p.findtext("md:editable", namespaces=NS) == "true" else "read"
+        )
         for p in root.findall("md:fieldPermissions", NS)
-        if p.findtext("md:editable", namespaces=NS) == "true"
     }
-    assert {f"{obj}.{name}" for name in EXPECTED[obj]} <= granted
     objects = {
-        p.findtext("md:object", namespaces=NS) for p in root.findall("md:objectPermissions", NS)
+        str(p.findtext("md:object", namespaces=NS)): {
+            tag
+            for tag in ("allowRead", "allowCreate", "allowEdit", "allowDelete")
+            if p.findtext(f"md:{tag}", namespaces=NS) == "true"
+        }
+        for p in root.findall("md:objectPermissions", NS)
     }
-    assert "Fulfillment_Task__c" in objects
+    user = {
+        str(p.findtext("md:name", namespaces=NS))
+        for p in root.findall("md:userPermissions", NS)
+        if p.findtext("md:enabled", namespaces=NS) == "true"
+    }
+    return fields, objects, user
+
+
+MAIN_SET = ROOT / "permissionsets/Orderflow_Integration.permissionset-meta.xml"
+INVOICE_SET = INVOICES / "permissionsets/Orderflow_Integration_Invoices.permissionset-meta.xml"
+
+
+@pytest.mark.parametrize("obj", sorted(EXPECTED))
+def test_the_permission_sets_grant_every_field_written(obj):
+    path = INVOICE_SET if obj == "Invoice" else MAIN_SET
+    fields, objects, _user = _grants(path)
+    edited = {name for name, level in fields.items() if level == "edit"}
+    assert {f"{obj}.{name}" for name in EXPECTED[obj]} <= edited
+    assert {"allowRead", "allowEdit"} <= objects[obj]
+
+
+def test_the_main_set_grants_api_access_and_nothing_of_invoices():
+    fields, objects, user = _grants(MAIN_SET)
+    assert user == {"ApiEnabled"}
+    assert not any(name.startswith("Invoice") for name in [*fields, *objects])
+    assert objects["Fulfillment_Task__c"] == {"allowRead", "allowCreate", "allowEdit"}
+    assert objects["Product2"] == {"allowRead"}
+    # Nothing deleted, nothing beyond the objects Orderflow reads or writes.
+    assert set(objects) == {"Account", "Order", "OrderItem", "Product2", "Fulfillment_Task__c"}
+
+
+def test_the_invoice_set_is_only_about_invoices():
+    fields, objects, user = _grants(INVOICE_SET)
+    assert set(objects) == {"Invoice", "InvoiceLine"}
+    assert objects["InvoiceLine"] == {"allowRead"}
+    assert all(name.startswith(("Invoice.", "InvoiceLine.")) for name in fields)
+    assert user == set()
