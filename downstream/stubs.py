@@ -13,6 +13,8 @@ prove exactly-once in effect. It behaves like the real thing where Orderflow mus
 - :class:`StubFaults`: a share of 503s, a share of answers too slow for the client (the
   effect is made, the answer comes late), a permanent 422 for given SKUs;
 - :meth:`go_offline` / :meth:`come_online`: connections refused for a while;
+- ``expects``: a JSON Schema per action, as a system of the user's own checks its input: a
+  body that does not fit is refused with a 422 naming the field (no effect);
 - the ERP lists its invoice documents (``GET /documents``) for reconciliation.
 """
 
@@ -33,6 +35,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from downstream.signing import CORRELATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from downstream.stub_ledger import (
@@ -82,6 +86,7 @@ class StubSystem:
         api_key: tuple[str, str] | None = None,
         oauth: tuple[str, str] | None = None,
         token_lifetime: float = 3600.0,
+        expects: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -93,6 +98,7 @@ class StubSystem:
         self.faults = faults or StubFaults()
         self.basic, self.api_key, self.oauth = basic, api_key, oauth
         self.token_lifetime = token_lifetime
+        self.expects = {a: Draft202012Validator(s) for a, s in (expects or {}).items()}
         self.issued_tokens: set[str] = set()
         self.token_requests = 0
         self.callback_answers: list[int] = []
@@ -256,6 +262,10 @@ class StubSystem:
                 return HTTPStatus.BAD_REQUEST, {"message": "body must be a JSON object"}, 0.0
             if faults.unavailable_share and self._rng.random() < faults.unavailable_share:
                 return HTTPStatus.SERVICE_UNAVAILABLE, {"message": "try again shortly"}, 0.0
+            misfit = self._misfit(action, payload)
+            if misfit:
+                answer = {"code": "INVALID_PAYLOAD", "message": misfit}
+                return HTTPStatus.UNPROCESSABLE_ENTITY, answer, 0.0
             sku = find_sku(payload, faults.reject_skus)
             if sku:
                 # A refusal made no effect, so it is not kept under the key (as Stripe does):
@@ -281,6 +291,14 @@ class StubSystem:
         if self.completion == "callback" and self.complete_after is not None:
             self._later(self.complete_after, self._callback, effect)
         return status, body, faults.slow_seconds if slow else 0.0
+
+    def _misfit(self, action: str, payload: dict[str, Any]) -> str:
+        """Why ``payload`` does not fit what this system expects of ``action`` ("": it fits)."""
+        check = self.expects.get(action)
+        worst = best_match(check.iter_errors(payload)) if check else None
+        if worst is None:
+            return ""
+        return f"/{'/'.join(str(p) for p in worst.absolute_path)}: {worst.message}"
 
     def _status(self, reference: str) -> tuple[int, Any]:
         with self._ledger.lock:
