@@ -234,6 +234,10 @@ def _at(path: Iterable[str | int]) -> str:
 
 
 def _short(message: str, limit: int = 120) -> str:
-    """A message fit for a step's 255 characters: values can be long."""
+    """A message fit for a step's 255 characters: a long value is cut in its middle, so what
+    is wrong with it ("... is too long") still shows."""
     message = " ".join(message.split())
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+    if len(message) <= limit:
+        return message
+    half = (limit - 3) // 2
+    return f"{message[:half]}...{message[-half:]}"
