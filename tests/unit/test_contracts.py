@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from daemon import app
 from daemon.app import POLLED_FIELDS
 from daemon.cli import main
-from daemon.settings import DEFAULT_RULES
+from daemon.settings import DEFAULT_RULES, load_settings
 from orchestration.contracts import PayloadError
 from orchestration.errors import ConfigError
 from orchestration.rules import RuleSet, load_rules
@@ -292,4 +293,15 @@ def test_unmatched_takes_hold_or_continue(tmp_path):
     assert load(tmp_path, "unmatched: continue\n" + text).unmatched == "continue"
     assert "unmatched: Input should be 'hold' or 'continue'" in refused(
         tmp_path, "unmatched: skip\n" + text
+    )
+
+
+def test_the_daemon_does_not_start_with_a_bad_contract(tmp_path, monkeypatch):
+    path = write(tmp_path, RULES, {"type": "object", "required": "order"})
+    monkeypatch.setenv("ORDERFLOW_RULES_FILE", str(path))
+    with pytest.raises(ConfigError) as info:
+        app.context(load_settings())
+    assert str(info.value) == (
+        f"{path}:6: contracts.billing.subs: not valid JSON Schema: 'order' is not of type "
+        "'array' (at /required)"
     )
