@@ -12,8 +12,7 @@ on a rule that did not apply to the order is an ordering constraint only, and is
 Loading validates everything a plan will rely on, so a bad file stops start-up with every
 problem and its place in the file, instead of failing one order at a time later. That
 includes the payload contracts (orchestration.contracts) and their files, which count in the
-rules' digest. YAML anchors and aliases are refused: a few nested ones make a small file
-expand to gigabytes.
+rules' digest. The YAML itself (anchors and aliases refused, lines) is orchestration.rules_yaml.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -46,6 +44,8 @@ from orchestration.contracts import (
 from orchestration.durations import Duration
 from orchestration.errors import ConfigError
 from orchestration.mapping import Payload
+from orchestration.rules_yaml import Problem as Problem
+from orchestration.rules_yaml import read_document, report
 from orchestration.states import StepKind
 
 SCOPES = ("order", "line", "product")
@@ -334,45 +334,23 @@ def load_rules(
     except UnicodeDecodeError as exc:
         where = f"byte {exc.start + 1}"
         raise ConfigError(f"{path}: not UTF-8 text ({where}): is it the rules file?") from None
-    try:
-        _refuse_aliases(path, text)
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from exc
+    data, lines = read_document(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the rules file must be a mapping with 'version' and 'rules'")
-    lines = _line_index(node)
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = [
             (tuple(err["loc"]), _clean(err["msg"])) for err in exc.errors(include_url=False)
         ]
-        raise ConfigError(_report(path, problems, lines)) from None
+        raise ConfigError(report(path, problems, lines)) from None
     ruleset, problems, schema_texts = _with_contracts(ruleset, path.parent)
     problems += check(ruleset, polled_fields, auto_actions)
     if problems:
-        raise ConfigError(_report(path, problems, lines))
+        raise ConfigError(report(path, problems, lines))
     # A contract file is part of the rules: changing one makes a new rules version too.
     digest = hashlib.sha256("\0".join([text, *schema_texts]).encode()).hexdigest()[:12]
     return ruleset.model_copy(update={"digest": digest})
-
-
-Problem = tuple[tuple[Any, ...], str]
-
-
-def _refuse_aliases(path: Path, text: str) -> None:
-    """Anchors and aliases are refused before anything expands them (a few nested ones in
-    400 bytes took seconds and gigabytes to check)."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            line = event.start_mark.line + 1 if event.start_mark else 1
-            raise ConfigError(
-                f"{path}:{line}: YAML anchors and aliases are not allowed "
-                f"in a rules file (&{anchor} / *{anchor}): write the value out"
-            )
 
 
 def _with_contracts(ruleset: RuleSet, base: Path) -> tuple[RuleSet, list[Problem], list[str]]:
@@ -414,39 +392,5 @@ def _with_contracts(ruleset: RuleSet, base: Path) -> tuple[RuleSet, list[Problem
     return ruleset.model_copy(update={"contracts": contracts, "rules": rules}), problems, texts
 
 
-def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
-    """Map each path in the YAML document to its 1-based line number."""
-    index: dict[tuple[Any, ...], int] = {}
-
-    def walk(n: yaml.Node, path: tuple[Any, ...]) -> None:
-        index[path] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            for key, value in n.value:
-                walk(value, (*path, key.value))
-                index[(*path, key.value)] = key.start_mark.line + 1
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                walk(item, (*path, i))
-
-    if node is not None:
-        walk(node, ())
-    return index
-
-
-def _report(path: Path, problems: list[Problem], lines: dict[tuple[Any, ...], int]) -> str:
-    out = []
-    for loc, msg in problems:
-        place = loc
-        while place and place not in lines:
-            place = place[:-1]
-        where = ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top)"
-        out.append(f"{path}:{lines.get(place, 1)}: {where}: {msg}")
-    return "\n".join(out)
-
-
 def _clean(message: str) -> str:
     return message.removeprefix("Value error, ")
-
-
-def _one_line(exc: yaml.YAMLError) -> str:
-    return " ".join(str(exc).split())
