@@ -305,3 +305,13 @@ def test_the_daemon_does_not_start_with_a_bad_contract(tmp_path, monkeypatch):
         f"{path}:6: contracts.billing.subs: not valid JSON Schema: 'order' is not of type "
         "'array' (at /required)"
     )
+
+
+def test_a_compensation_is_checked_against_its_own_actions_contract(tmp_path):
+    text = RULES.replace(
+        "    subs: CONTRACT\n", "    subs: CONTRACT\n    stops: {type: object, required: [sub]}\n"
+    ) + ("        compensation:\n          system: billing\n          action: stops\n")
+    message = refused(tmp_path, text)
+    assert message.endswith(
+        "rules.0.steps.0.compensation.payload: the contract requires 'sub', which no mapping fills"
+    ), message
