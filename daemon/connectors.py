@@ -13,7 +13,6 @@ from daemon.settings import Settings, SystemSettings, system_settings
 from downstream.auth import ApiKeyAuth, BasicAuth, BearerAuth, OAuthClientCredentials
 from downstream.guard import GuardedSystem
 from downstream.http import HttpJsonConnector
-from downstream.payloads import shapes_for
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ def build(
         auth=_auth(name, config, session, timeout),
         timeout=timeout,
         paths=config.paths,
-        shapes=shapes_for(name),
         verify=verify,
         redact=tuple(secrets),
     )

@@ -55,6 +55,8 @@ class Context:
     deep_polled_at: datetime | None = None
     #: The newest crosswalk entry the leader has tried held orders against (daemon.held).
     crosswalk_seen: int | None = None
+    #: The rules digest the leader has tried held orders against (daemon.held).
+    rules_seen: str | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -78,7 +78,7 @@ def run_cycle(ctx: Context) -> CycleReport:
             report.polled, report.planned = poll_orders(ctx)
         with phase("amend"):
             cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
-            release_held(ctx)  # orders held for a legacy id the crosswalk now maps
+            release_held(ctx)  # held orders the crosswalk or new rules now let plan
         with phase("invoices"):
             plan_invoices(ctx)  # posted Invoices become ERP transfer plans
         with phase("systems"):

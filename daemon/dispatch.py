@@ -34,6 +34,7 @@ from daemon.metrics import submit_timed
 from daemon.models import Plan, Task
 from daemon.systems import correlation_for, hold_for_offline
 from downstream.protocol import Outcome, SubmitResult, SystemOffline, TaskRequest
+from orchestration.contracts import PayloadError
 from orchestration.errors import RecordError, RetriableError
 from orchestration.states import StepState
 
@@ -128,12 +129,21 @@ def _send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
         if system is None:
             raise RecordError(f"no system named {request.system!r} is configured")
         # ids as the system speaks; the call's duration goes to the dispatch latency metric
-        result = submit_timed(system, ctx.outbound(request, ctx.clock()))
+        request = ctx.outbound(request, ctx.clock())
+        # what is sent must fit the rules' contract: else Fallout, and nothing is sent
+        ctx.ruleset.check_payload(
+            request.rule, request.key, request.system, request.action, request.payload
+        )
+        result = submit_timed(system, request)
     except SystemOffline as exc:
         hold_for_offline(ctx, task_id, str(exc))  # On Hold, the attempt given back
         return None
     except RetriableError as exc:
         return Answer(task_id, None, exc)
+    except PayloadError as exc:
+        return Answer(
+            task_id, SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="payload")
+        )
     except RecordError as exc:
         return Answer(
             task_id, SubmitResult(outcome=Outcome.FAILED, message=str(exc)[:255], code="config")
@@ -155,6 +165,8 @@ def _request(task: Task, session: Session) -> TaskRequest:
         step_ref=f"{plan.order_id}/{task.step_id}/r{task.revision}",
         payload=task.payload,
         correlation=correlation_for(task),
+        rule=task.rule,
+        key=task.key,
     )
 
 

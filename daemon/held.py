@@ -1,15 +1,18 @@
 """Orders held at planning are planned again once they can be.
 
 An order that refers to a legacy CPQ id the crosswalk cannot resolve (or whose record
-cannot be read) gets a plan of fallout steps saying why (daemon.poll), and nothing is
-sent. Once the cause is gone the order is planned for real: its held steps are Discarded
-and the steps the rules make of it become the plan's next revision (new idempotency keys,
-nothing was ever sent under the old ones). That happens
+cannot be read, or, under ``unmatched: hold``, that has a line no rule matches) gets a plan
+of fallout steps saying why (daemon.poll), and nothing is sent. Once the cause is gone the
+order is planned for real: its held steps are Discarded and the steps the rules make of it
+become the plan's next revision (new idempotency keys, nothing was ever sent under the old
+ones). That happens
 
-- when the Order changes in Salesforce (daemon.poll hands the new record here), and
+- when the Order or its lines change in Salesforce (daemon.poll hands the new record here),
 - when the crosswalk learns mappings (``orderflow remap import``, discovery fields): each
   cycle the leader compares the crosswalk's newest entry with the one it last saw, and on a
-  change tries every held order again from its stored record.
+  change tries every held order again from its stored record;
+- when the rules are not the ones held orders were last tried with (a new rules file, so
+  first thing after a start): the same.
 
 A held step an operator already resolved (completed or skipped) is left alone: a person
 decided about that order.
@@ -28,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from daemon import amend, store
 from daemon.context import Context
 from daemon.models import CrosswalkEntry, Plan, SourceRecord
-from orchestration.decompose import FALLOUT_RULE, decompose
+from orchestration.decompose import FALLOUT_RULE, holds, plan_steps
 from orchestration.errors import RecordError
 from orchestration.records import Order
 from orchestration.states import StepState
@@ -58,19 +61,24 @@ def plan_again(
     try:
         order = ctx.inbound(session, Order.from_record(record))
         check_lookups(order)  # still another object's id: still held (RecordError)
-        steps = decompose(order, ctx.ruleset)
+        steps = plan_steps(order, ctx.ruleset)
     except (RecordError, ValidationError, KeyError, ValueError):
         return False  # still held, for the reason its steps give
-    for task in plan.tasks:
-        if task.revision == plan.revision:
-            store.transition(session, task, StepState.DISCARDED, "the order can be planned", now)
+    live = [t for t in plan.tasks if t.revision == plan.revision]
+    still = holds(steps)
+    if still and {(s.step_id, s.message) for s in steps} == {(t.step_id, t.message) for t in live}:
+        return False  # still held, for the same reasons
+    for task in live:
+        store.transition(session, task, StepState.DISCARDED, "the order can be planned", now)
     store.pin_rules(session, ctx.ruleset, now)
     plan.rules_version, plan.rules_digest = ctx.ruleset.version, ctx.ruleset.digest or None
     plan.revision += 1
     store.add_tasks(session, plan, steps, now)
-    amend.remember_order(plan, order)
     plan.wake_at = now
     store.refresh_rollup(plan, now)
+    if still:
+        return False  # held now for other reasons (its steps say which)
+    amend.remember_order(plan, order)
     log.info(
         "order %s was held at planning and is planned now (revision %d, %d steps)",
         plan.order_number,
@@ -82,10 +90,11 @@ def plan_again(
 
 
 def release_held(ctx: Context) -> int:
-    """After the crosswalk changed, plan every held order that now can be; the count."""
+    """After the crosswalk or the rules changed, plan every held order that now can be; the
+    count."""
     with ctx.sessions() as session:
         newest = session.scalar(select(func.max(CrosswalkEntry.id)))
-    if newest is None or newest == ctx.crosswalk_seen:
+    if newest == ctx.crosswalk_seen and ctx.ruleset.digest == ctx.rules_seen:
         return 0
     released = 0
     now = ctx.clock()
@@ -100,5 +109,5 @@ def release_held(ctx: Context) -> int:
             row = session.get(SourceRecord, (ORDER, plan.order_id))
             if row is not None and is_held(plan) and plan_again(ctx, session, plan, row.data, now):
                 released += 1
-    ctx.crosswalk_seen = newest
+    ctx.crosswalk_seen, ctx.rules_seen = newest, ctx.ruleset.digest
     return released

@@ -2,8 +2,8 @@
 
 The poll stores Invoice and InvoiceLine rows as source records (``daemon.poll``). Here a
 posted Invoice with its lines becomes a plan of its own (``Plan.kind == "invoice"``, keyed
-by the Invoice id) with one callout, ``erp`` / ``invoices``, whose payload is
-:class:`downstream.payloads.ErpInvoiceTransfer`. The ERP answers with its document number;
+by the Invoice id) with one callout, ``erp`` / ``invoices``, whose payload must fit the rules'
+``contracts: erp: invoices`` when one is declared. The ERP answers with its document number;
 :func:`write_back_invoices` writes it and the transfer status onto the Invoice
 (``ERP_Document_Number__c``, ``ERP_Sync_Status__c``), only when they differ from what was
 last written (kept per record in ``sf_writebacks``, as the order writeback does).

@@ -31,7 +31,7 @@ from daemon import amend, held, store
 from daemon.context import Context
 from daemon.models import Plan, SourceRecord
 from daemon.sf_state import save_budget
-from orchestration.decompose import decompose, fallout_step
+from orchestration.decompose import fallout_step, holds, plan_steps
 from orchestration.errors import BudgetExhausted
 from orchestration.records import Order, parse_datetime
 from orchestration.states import FINAL_STATES, PlanState, StepState
@@ -277,7 +277,8 @@ def _ingest_order(
         if amend.change_order(ctx, session, order, now):
             report.amended += 1  # a change order: the plan of the order it changes
             return
-        steps = decompose(order, ctx.ruleset)
+        steps = plan_steps(order, ctx.ruleset)
+        planned = not holds(steps)  # held whole (unmatched: hold) until it can be planned
     except Unresolved as exc:
         # A legacy id the crosswalk cannot resolve holds the order: one fallout step each.
         order, steps, planned = exc.order, exc.steps, False

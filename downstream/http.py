@@ -38,7 +38,6 @@ from urllib.parse import quote
 import requests
 from requests.auth import AuthBase
 
-from downstream.payloads import PayloadError, shape
 from downstream.protocol import (
     Document,
     Outcome,
@@ -95,7 +94,8 @@ class HttpJsonConnector:
 
     The ``session`` is built by the daemon (TLS trust, connection pooling) and ``auth`` is one
     of :mod:`downstream.auth`; the connector owns the request shape and the reading of
-    answers. ``shapes`` maps actions to the payload model they must fit.
+    answers. What a payload must fit is the rules file's contract, checked before this
+    (orchestration.contracts).
     """
 
     def __init__(
@@ -108,7 +108,6 @@ class HttpJsonConnector:
         token: str | None = None,
         timeout: float = 15.0,
         paths: dict[str, str] | None = None,
-        shapes: dict[str, Any] | None = None,
         verify: bool | str | None = None,
         redact: tuple[str, ...] = (),
         clock: Callable[[], datetime] = _utcnow,
@@ -123,7 +122,6 @@ class HttpJsonConnector:
         self._auth = auth
         self._timeout = timeout
         self._paths = {**DEFAULT_PATHS, **(paths or {})}
-        self._shapes = shapes or {}
         self._verify = verify
         # Secrets a system might echo back in an error message; never shown on a step.
         self._redact = tuple(s for s in (*redact, token) if s)
@@ -134,18 +132,15 @@ class HttpJsonConnector:
 
     # -- the protocol ----------------------------------------------------------------------
     def submit(self, request: TaskRequest) -> SubmitResult:
-        model = self._shapes.get(request.action)
-        try:
-            body = shape(model, request.payload) if model else request.payload
-        except PayloadError as exc:
-            return SubmitResult(outcome=Outcome.FAILED, code="payload", message=_trim(str(exc)))
         headers = {
             "Idempotency-Key": request.idempotency_key,
             "X-Orderflow-Step": request.step_ref,
         }
         if request.correlation:
             headers[CORRELATION_HEADER] = request.correlation
-        response = self._call("POST", self._url(request.action), json=body, headers=headers)
+        response = self._call(
+            "POST", self._url(request.action), json=request.payload, headers=headers
+        )
         return self._read(response)
 
     def status(self, external_ref: str) -> SubmitResult:

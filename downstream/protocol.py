@@ -36,6 +36,9 @@ class TaskRequest(BaseModel):
     payload: dict[str, Any]
     #: Sent with the task so the system's callback can say which task it finished.
     correlation: str | None = None
+    #: The rule and step key it comes from: its contract, and where a refusal points.
+    rule: str = ""
+    key: str = ""
 
 
 class Outcome(StrEnum):

@@ -16,6 +16,8 @@ prove exactly-once in effect. It behaves like the real thing where Orderflow mus
 - ``hostile``: answers a real system or its proxy gives that a client must survive
   (:mod:`downstream.stub_hostile`), each logged in ``hostile_log``;
 - a body shorter than its ``Content-Length`` makes no effect (a real server refuses it);
+- ``expects``: a JSON Schema per action, as a system of the user's own checks its input: a
+  body that does not fit is refused with a 422 naming the field (no effect);
 - the ERP lists its invoice documents (``GET /documents``) for reconciliation.
 """
 
@@ -33,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import requests
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from downstream import stub_hostile
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -85,6 +89,7 @@ class StubSystem:
         oauth: tuple[str, str] | None = None,
         token_lifetime: float = 3600.0,
         hostile: stub_hostile.Hostile | None = None,
+        expects: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -96,6 +101,7 @@ class StubSystem:
         self.faults = faults or StubFaults()
         self.basic, self.api_key, self.oauth = basic, api_key, oauth
         self.token_lifetime = token_lifetime
+        self.expects = {a: Draft202012Validator(s) for a, s in (expects or {}).items()}
         self.issued_tokens: set[str] = set()
         self.token_requests = 0
         self.callback_answers: list[int] = []
@@ -272,6 +278,10 @@ class StubSystem:
                 return HTTPStatus.BAD_REQUEST, {"message": "body must be a JSON object"}, 0.0
             if faults.unavailable_share and self._rng.random() < faults.unavailable_share:
                 return HTTPStatus.SERVICE_UNAVAILABLE, {"message": "try again shortly"}, 0.0
+            misfit = self._misfit(action, payload)
+            if misfit:
+                answer = {"code": "INVALID_PAYLOAD", "message": misfit}
+                return HTTPStatus.UNPROCESSABLE_ENTITY, answer, 0.0
             sku = find_sku(payload, faults.reject_skus)
             if sku:
                 # A refusal made no effect, so it is not kept under the key (as Stripe does):
@@ -307,6 +317,14 @@ class StubSystem:
             if kind:
                 self.hostile_log.append((kind, step_ref, key))
         return kind
+
+    def _misfit(self, action: str, payload: dict[str, Any]) -> str:
+        """Why ``payload`` does not fit what this system expects of ``action`` ("": it fits)."""
+        check = self.expects.get(action)
+        worst = best_match(check.iter_errors(payload)) if check else None
+        if worst is None:
+            return ""
+        return f"/{'/'.join(str(p) for p in worst.absolute_path)}: {worst.message}"
 
     def _status(self, reference: str) -> tuple[int, Any]:
         with self._ledger.lock:

@@ -1,8 +1,9 @@
 """The semantic checks of a rules file that pydantic cannot make alone.
 
 References (steps, systems, tables, technical products, auto functions), cycles (in the
-dependencies across rules, and in technical products decomposing into each other) and fields
-that are not polled. Each problem carries its place in the file.
+dependencies across rules, and in technical products decomposing into each other), fields
+that are not polled, and payload mappings against their contracts (as far as can be told
+without data: orchestration.contracts). Each problem carries its place in the file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orchestration.conditions import Condition, fields_of, walk
+from orchestration.contracts import mapping_problems, schema_problems
 from orchestration.mapping import Payload, source_fields
 from orchestration.records import DERIVED_FIELDS, LineAction
 from orchestration.rules import SCOPES, Problem, Rule, RuleSet, StepDef
@@ -36,6 +38,10 @@ def check(
         problems.append((("rules",), f"rule name {dup!r} is used twice"))
     for i, rule in enumerate(ruleset.rules):
         problems.extend(_rule_problems(ruleset, i, rule, polled, autos))
+        problems.extend(_contract_problems(ruleset, i, rule))
+    for system in ruleset.contracts:
+        if system not in ruleset.systems:
+            problems.append((("contracts", system), f"unknown system {system!r}"))
     problems.extend(_technical_problems(ruleset))
     cycle = find_cycle(dependency_graph(ruleset))
     if cycle:
@@ -98,6 +104,29 @@ def _rule_problems(
             for field in fields_of(produce.when):
                 problems.extend(_field_problem(where, field, rule, polled))
             problems.extend(_action_problems(where, produce.when))
+    return problems
+
+
+def _contract_problems(ruleset: RuleSet, i: int, rule: Rule) -> list[Problem]:
+    """Each payload mapping rendered against its contract, where one is declared (and valid:
+    an invalid schema is reported where it is written)."""
+    problems: list[Problem] = []
+    for j, step in enumerate(rule.steps):
+        here: tuple[Any, ...] = ("rules", i, "steps", j)
+        targets: list[tuple[tuple[Any, ...], str | None, str | None, Payload, StepDef | None]]
+        targets = [(here, step.system, step.action, step.payload, step)]
+        for name in ("compensation", "amend"):
+            comp = getattr(step, name)
+            if comp is not None:
+                targets.append(((*here, name), comp.system, comp.action, comp.payload, None))
+        for where, system, action, payload, own in targets:
+            schema = ruleset.contract_for(system, action, own) if system and action else None
+            if schema is None or schema_problems(schema):
+                continue
+            problems.extend(
+                ((*where, "payload", *place), message)
+                for place, message in mapping_problems(payload, schema)
+            )
     return problems
 
 

@@ -2,7 +2,9 @@
 
 Order-scope rules apply once per order; line rules to each line they match; technical rules
 to each line a rule before them ``produces`` their technical product for, level after level.
-Nothing is dropped: a line (or a technical product) no rule matches becomes a fallout step.
+Nothing is dropped: a line (or a technical product) no rule matches becomes a fallout step,
+and order-scope steps leave a line no rule matches out of ``each_line``. A new order with
+such a line is held whole under ``unmatched: hold`` (:func:`plan_steps`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
     """The steps of ``order``'s plan. Never drops a line: unmatched lines become fallout."""
     order_ctx: Context = {"order": order.fields}
     line_ctxs = [line_context(order, line) for line in order.lines]
+    matched_ctxs: list[Context] = []
     instances: list[_Instance] = []
     fallout: list[PlannedStep] = []
     for rule in ruleset.rules:
@@ -74,7 +77,9 @@ def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
             instances.append(_Instance(rule, None, order_ctx))
     for line, ctx in zip(order.lines, line_ctxs, strict=True):
         matched = [r for r in ruleset.rules if r.commercial and _holds(r, ctx)]
-        if not matched:
+        if matched:
+            matched_ctxs.append(ctx)
+        else:
             fallout.append(_unmatched(line))
         instances.extend(_Instance(r, line, ctx) for r in matched)
         line_instances, missing = _technical(ruleset, matched, line, ctx)
@@ -83,8 +88,23 @@ def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
     present = _step_ids(instances)
     steps: list[PlannedStep] = []
     for inst in instances:
-        steps.extend(_instantiate(inst, line_ctxs, ruleset, present))
+        steps.extend(_instantiate(inst, matched_ctxs, ruleset, present))
     return steps + fallout
+
+
+def plan_steps(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
+    """The steps of a new plan for ``order``. Under ``unmatched: hold`` an order with a line
+    (or a technical product) no rule matches gets its fallout steps only: nothing is sent
+    until the line is fixed or the rules gain a rule (daemon.held plans it again then)."""
+    steps = decompose(order, ruleset)
+    if ruleset.unmatched == "hold" and (held := [s for s in steps if s.rule == FALLOUT_RULE]):
+        return held
+    return steps
+
+
+def holds(steps: list[PlannedStep]) -> bool:
+    """Nothing but fallout steps: a plan that sends nothing until its order is fixed."""
+    return bool(steps) and all(s.rule == FALLOUT_RULE for s in steps)
 
 
 def _holds(rule: Rule | Produce, ctx: Context) -> bool:

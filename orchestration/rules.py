@@ -10,7 +10,9 @@ order-scope step that depends on a line rule's step waits for it on every line. 
 on a rule that did not apply to the order is an ordering constraint only, and is dropped.
 
 Loading validates everything a plan will rely on, so a bad file stops start-up with every
-problem and its place in the file, instead of failing one order at a time later.
+problem and its place in the file, instead of failing one order at a time later. That
+includes the payload contracts (orchestration.contracts) and their files, which count in the
+rules' digest. The YAML itself (anchors and aliases refused, lines) is orchestration.rules_yaml.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,9 +33,19 @@ from pydantic import (
 )
 
 from orchestration.conditions import Condition
+from orchestration.contracts import (
+    Contract,
+    Schema,
+    check_payload,
+    read_schema,
+    schema_problems,
+    validator,
+)
 from orchestration.durations import Duration
 from orchestration.errors import ConfigError
 from orchestration.mapping import Payload
+from orchestration.rules_yaml import Problem as Problem
+from orchestration.rules_yaml import read_document, report
 from orchestration.states import StepKind
 
 SCOPES = ("order", "line", "product")
@@ -110,6 +121,8 @@ class StepDef(BaseModel):
     #: How a completed step is changed in place when an amendment alters its payload;
     #: without it the step is compensated and done again.
     amend: Compensation | None = None
+    #: The schema this step's payload must fit (else the file's ``contracts``, if any).
+    contract: Contract | None = None
 
     @model_validator(mode="after")
     def _kind_needs(self) -> StepDef:
@@ -126,6 +139,8 @@ class StepDef(BaseModel):
             raise ValueError("a step with a 'system' needs an 'action'")
         if kind in (StepKind.MANUAL, StepKind.MILESTONE, StepKind.PAUSE) and self.system:
             raise ValueError(f"a {kind.value} step calls no system")
+        if self.contract is not None and not self.system:
+            raise ValueError("a 'contract' is for a step that calls a system")
         return self
 
     @property
@@ -217,6 +232,11 @@ class RuleSet(BaseModel):
 
     version: str
     systems: list[str] = Field(min_length=1)
+    #: A line no rule matches: ``hold`` sends nothing for its order until it is fixed,
+    #: ``continue`` plans the rest of the order without it.
+    unmatched: Literal["hold", "continue"] = "hold"
+    #: Payload schemas by system and action (orchestration.contracts).
+    contracts: dict[str, dict[str, Contract]] = Field(default_factory=dict)
     tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sla: dict[str, Sla] = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
@@ -224,6 +244,7 @@ class RuleSet(BaseModel):
     rules: list[Rule] = Field(min_length=1)
     digest: str = ""
     _policies: dict[int, StepPolicy] = PrivateAttr(default_factory=dict)
+    _validators: dict[int, Any] = PrivateAttr(default_factory=dict)
 
     def rule(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
@@ -232,6 +253,26 @@ class RuleSet(BaseModel):
         """The definition of step ``key`` of rule ``rule``, if the rules still have it."""
         found = self.rule(rule)
         return next((s for s in found.steps if s.key == key), None) if found else None
+
+    def contract_for(self, system: str, action: str, step: StepDef | None = None) -> Schema | None:
+        """The schema a payload to ``system``/``action`` must fit: the step's own, else the
+        file's; None when none is declared (or a file path was not read yet)."""
+        if step is not None and step.contract is not None:
+            own = step.contract if (step.system, step.action) == (system, action) else None
+            if own is not None:
+                return own if isinstance(own, dict) else None
+        found = self.contracts.get(system, {}).get(action)
+        return found if isinstance(found, dict) else None
+
+    def check_payload(self, rule: str, key: str, system: str, action: str, payload: Any) -> None:
+        """Raise PayloadError when ``payload`` does not fit its contract (none: no check)."""
+        schema = self.contract_for(system, action, self.step(rule, key))
+        if schema is None:
+            return
+        check = self._validators.get(id(schema))
+        if check is None:
+            check = self._validators[id(schema)] = validator(schema)
+        check_payload(check, payload, rule, key)
 
     def technical_rules(self, technical: str) -> list[Rule]:
         return [r for r in self.rules if r.technical == technical]
@@ -293,64 +334,63 @@ def load_rules(
     except UnicodeDecodeError as exc:
         where = f"byte {exc.start + 1}"
         raise ConfigError(f"{path}: not UTF-8 text ({where}): is it the rules file?") from None
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from exc
+    data, lines = read_document(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the rules file must be a mapping with 'version' and 'rules'")
-    lines = _line_index(node)
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = [
             (tuple(err["loc"]), _clean(err["msg"])) for err in exc.errors(include_url=False)
         ]
-        raise ConfigError(_report(path, problems, lines)) from None
-    problems = check(ruleset, polled_fields, auto_actions)
+        raise ConfigError(report(path, problems, lines)) from None
+    ruleset, problems, schema_texts = _with_contracts(ruleset, path.parent)
+    problems += check(ruleset, polled_fields, auto_actions)
     if problems:
-        raise ConfigError(_report(path, problems, lines))
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        raise ConfigError(report(path, problems, lines))
+    # A contract file is part of the rules: changing one makes a new rules version too.
+    digest = hashlib.sha256("\0".join([text, *schema_texts]).encode()).hexdigest()[:12]
     return ruleset.model_copy(update={"digest": digest})
 
 
-Problem = tuple[tuple[Any, ...], str]
+def _with_contracts(ruleset: RuleSet, base: Path) -> tuple[RuleSet, list[Problem], list[str]]:
+    """The rules with every contract file read in place of its path, the problems of every
+    schema, and the texts of the files read."""
+    problems: list[Problem] = []
+    texts: list[str] = []
 
+    def resolve(contract: Contract, where: tuple[Any, ...]) -> Contract:
+        if isinstance(contract, str):
+            try:
+                schema, text = read_schema(contract, base)
+            except ValueError as exc:
+                problems.append((where, str(exc)))
+                return contract
+            texts.append(text)
+            problems.extend(
+                (where, f"schema file {contract!r}: {p}") for p in schema_problems(schema)
+            )
+            return schema
+        problems.extend((where, p) for p in schema_problems(contract))
+        return contract
 
-def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
-    """Map each path in the YAML document to its 1-based line number."""
-    index: dict[tuple[Any, ...], int] = {}
-
-    def walk(n: yaml.Node, path: tuple[Any, ...]) -> None:
-        index[path] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            for key, value in n.value:
-                walk(value, (*path, key.value))
-                index[(*path, key.value)] = key.start_mark.line + 1
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                walk(item, (*path, i))
-
-    if node is not None:
-        walk(node, ())
-    return index
-
-
-def _report(path: Path, problems: list[Problem], lines: dict[tuple[Any, ...], int]) -> str:
-    out = []
-    for loc, msg in problems:
-        place = loc
-        while place and place not in lines:
-            place = place[:-1]
-        where = ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top)"
-        out.append(f"{path}:{lines.get(place, 1)}: {where}: {msg}")
-    return "\n".join(out)
+    contracts = {
+        system: {action: resolve(c, ("contracts", system, action)) for action, c in actions.items()}
+        for system, actions in ruleset.contracts.items()
+    }
+    rules = []
+    for i, rule in enumerate(ruleset.rules):
+        steps = [
+            step
+            if step.contract is None
+            else step.model_copy(
+                update={"contract": resolve(step.contract, ("rules", i, "steps", j, "contract"))}
+            )
+            for j, step in enumerate(rule.steps)
+        ]
+        rules.append(rule.model_copy(update={"steps": steps}))
+    return ruleset.model_copy(update={"contracts": contracts, "rules": rules}), problems, texts
 
 
 def _clean(message: str) -> str:
     return message.removeprefix("Value error, ")
-
-
-def _one_line(exc: yaml.YAMLError) -> str:
-    return " ".join(str(exc).split())

@@ -12,7 +12,6 @@ from daemon.http import make_session
 from downstream.auth import ApiKeyAuth, BasicAuth, OAuthClientCredentials
 from downstream.guard import GuardedSystem
 from downstream.http import HttpJsonConnector
-from downstream.payloads import shapes_for
 from downstream.protocol import Outcome, SystemOffline, TaskRequest, Unreachable
 from downstream.stubs import StubFaults, StubSystem
 from orchestration.errors import RecordError, RetriableError
@@ -174,17 +173,6 @@ def test_status_completion_after_the_configured_delay(started):
     assert (done.outcome, done.external_ref) == (Outcome.COMPLETED, "PRV-000001")
 
 
-def test_a_payload_that_does_not_fit_is_refused_before_sending(started):
-    stub = started("provisioning")
-    connector = HttpJsonConnector(
-        "provisioning", stub.url, make_session(), shapes=shapes_for("provisioning")
-    )
-    result = connector.submit(request(action="activations", **{**ACTIVATION, "seats": 0}))
-    assert (result.outcome, result.code) == (Outcome.FAILED, "payload")
-    assert result.message.startswith("payload field 'seats'")
-    assert stub.stats()["requests"] == 0
-
-
 def test_a_rejected_sku_is_permanent_with_the_systems_message(started):
     stub = started("provisioning", faults=StubFaults(reject_skus=frozenset({"LIC-PLATFORM-PRO"})))
     connector = HttpJsonConnector("provisioning", stub.url, make_session())
@@ -240,7 +228,7 @@ def test_an_unreachable_system_trips_offline_after_n_failures_and_comes_back(sta
 
 def test_the_erp_lists_its_invoice_documents(started):
     stub = started("erp")
-    connector = HttpJsonConnector("erp", stub.url, make_session(), shapes=shapes_for("erp"))
+    connector = HttpJsonConnector("erp", stub.url, make_session())
     invoice = {
         "invoice_id": "3tt5g0000000001AAA",
         "invoice_number": "INV-0000001",

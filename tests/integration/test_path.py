@@ -62,13 +62,14 @@ def test_a_second_cycle_after_settling_is_an_echo_and_costs_one_query(world: Wor
     assert world.emu.api_calls - calls_before == 1
 
 
-def test_an_unmatched_product_is_fallout_on_the_order_and_the_rest_goes_on(
+def test_with_unmatched_continue_the_rest_of_the_order_goes_on_without_the_line(
     world: World, monkeypatch, tmp_path
 ):
     rules = tmp_path / "rules.yaml"
     from daemon.settings import DEFAULT_RULES
 
-    rules.write_text(DEFAULT_RULES.read_text().replace("Services", "Consulting"))
+    text = DEFAULT_RULES.read_text().replace("Services", "Consulting")
+    rules.write_text(text.replace("unmatched: hold", "unmatched: continue"))
     good = world.add_order("PLAT-PRO")
     bad = world.add_order("PLAT-PRO", "PS-TRAIN")
     ctx = world.context(monkeypatch, rules_file=rules)
@@ -80,6 +81,9 @@ def test_an_unmatched_product_is_fallout_on_the_order_and_the_rest_goes_on(
     assert fallout.message == "no decomposition rule for product PS-TRAIN (line 2)"
     billed = {e.payload["order_item_id"] for e in world.stubs["billing"].effects}
     assert len(billed) == 2, "the bad order's matched line is still fulfilled"
+    sales_orders = [e.payload for e in world.stubs["erp"].effects if e.action == "sales-orders"]
+    codes = sorted(line["product_code"] for so in sales_orders for line in so["lines"])
+    assert codes == ["PLAT-PRO", "PLAT-PRO"], "the unmatched line is left out of each_line"
 
 
 def test_a_dispatch_interrupted_by_a_crash_is_resent_with_the_same_key(world: World, monkeypatch):

@@ -24,6 +24,7 @@ EDITED = 25
 RULES = """\
 version: "resync-scale-1"
 systems: [erp]
+unmatched: continue  # no line rules: the lines are fallout, the ERP order still goes
 rules:
   - name: erp_order
     scope: order

@@ -4,7 +4,7 @@ import pytest
 
 from daemon.app import POLLED_FIELDS
 from daemon.settings import DEFAULT_RULES
-from orchestration.decompose import decompose, idempotency_key
+from orchestration.decompose import decompose, holds, idempotency_key, plan_steps
 from orchestration.rules import load_rules
 from orchestration.states import StepState
 from tests.unit.factories import order
@@ -41,6 +41,23 @@ def test_a_line_without_a_rule_is_fallout_never_dropped(ruleset):
     assert len(fallout) == 1
     assert fallout[0].message == "no decomposition rule for product MYSTERY (line 2)"
     assert any(s.system == "provisioning" for s in steps), "the other line still plans"
+
+
+def test_an_unmatched_line_is_left_out_of_each_line(ruleset):
+    (erp,) = [s for s in decompose(order("PLAT-ENT", "MYSTERY"), ruleset) if s.system == "erp"]
+    assert [line["product_code"] for line in erp.payload["lines"]] == ["PLAT-ENT"]
+
+
+def test_unmatched_hold_plans_only_the_fallout_and_continue_plans_the_rest(ruleset):
+    held = plan_steps(order("PLAT-ENT", "MYSTERY"), ruleset)
+    assert [s.step_id for s in held] == ["fallout.unmatched@802000000000002AAA"]
+    assert holds(held)
+    going_on = plan_steps(
+        order("PLAT-ENT", "MYSTERY"), ruleset.model_copy(update={"unmatched": "continue"})
+    )
+    assert not holds(going_on)
+    assert any(s.system == "erp" for s in going_on)
+    assert not holds(plan_steps(order("PLAT-ENT"), ruleset)), "nothing unmatched: planned"
 
 
 def test_a_bad_value_makes_that_step_fallout_with_the_field_named(ruleset):
