@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
 from sqlalchemy import Engine
 
-from daemon import connectors, db, instances, logs, wakeup
+from daemon import connectors, cutover, db, instances, logs, wakeup
 from daemon.context import Context
 from daemon.crosswalk import Remapper
 from daemon.http import make_session
@@ -146,7 +146,10 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         ),
         status_fields=settings.status_fields(),
         webhook=Webhook(settings.notify_webhook_url) if settings.notify_webhook_url else None,
+        cutover_field=settings.cutover_field,
+        cutover_writeback=settings.cutover_writeback,
     )
+    ctx.cutover = cutover.establish(ctx.sessions, settings.cutover_at, clock())
     if db.is_postgres(engine):
         wakeup.notify_on_commit(ctx.sessions)  # a moved task wakes the other instances
     Remapper(settings.remap_config(), ctx).attach()  # legacy CPQ ids, both ways

@@ -116,6 +116,11 @@ class Plan(Base):
     #: with the count it last looked at (``SfWriteback.plan_seq``), not times taken by
     #: different instances, which a change committed late could fall behind.
     change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Go-live (daemon.adoption): when the plan was adopted (an order fulfilled before the
+    #: cut-over: every step Completed by ``cutover``, nothing sent), and the revision
+    #: writeback leaves alone (unset under ORDERFLOW_CUTOVER_WRITEBACK=true).
+    adopted_at: Mapped[datetime | None]
+    adopted_revision: Mapped[int | None]
 
     tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.id")
 
@@ -320,3 +325,18 @@ class Instance(Base):
     heartbeat_at: Mapped[datetime]
     #: ``leader`` (polls Salesforce and writes back) or ``worker`` (dispatches only).
     role: Mapped[str] = mapped_column(String(20))
+
+
+class Cutover(Base):
+    """The cut-over, one row per setting of it: the newest row holds; the earlier ones are
+    its audit trail (daemon.cutover). ``adopted_at``: when the history before it was
+    adopted in full (None: adoption not finished, resumed at the next start)."""
+
+    __tablename__ = "cutovers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    set_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text)
+    adopted_at: Mapped[datetime | None]

@@ -171,6 +171,8 @@ def _candidates(
         .outerjoin(wb, and_(wb.sobject == ORDER, wb.sf_id == Plan.order_id))
         .where(Plan.sf_deleted_at.is_(None))
         .where(Plan.kind == "order")  # invoice transfers are written by daemon.invoices
+        # An adopted revision (daemon.adoption) leaves Salesforce as the legacy side left it.
+        .where(or_(Plan.adopted_revision.is_(None), Plan.adopted_revision != Plan.revision))
         .where(or_(*wanted))
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)

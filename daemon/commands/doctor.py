@@ -27,7 +27,7 @@ prerequisite failed is skipped.
 --json keys (stable):
   ok       true when no check failed
   checks   [{name, status ("pass", "fail" or "skip"), detail}]
-check names: settings, rules, database, salesforce.login, salesforce.api_budget,
+check names: settings, rules, database, cutover, salesforce.login, salesforce.api_budget,
   salesforce.describe.<Object>, downstream.<system>
 
 Exit codes: 0 every check passed; 1 a check failed.
@@ -84,6 +84,10 @@ def run_checks() -> list[Check]:
     checks.append(Check("settings", "pass", "every ORDERFLOW_* setting is valid"))
     checks.append(_guard("rules", lambda: _rules(settings)))
     checks.append(_guard("database", lambda: _database(settings)))
+    if checks[-1].status == "pass":
+        checks.append(_guard("cutover", lambda: _cutover(settings)))
+    else:
+        checks.append(Check("cutover", "skip", "needs the database"))
     checks.extend(_salesforce(settings))
     checks.extend(_downstream(settings))
     return checks
@@ -143,6 +147,26 @@ def _database(settings: Any) -> str:
             "(run 'orderflow db upgrade')"
         )
     return f"{engine.url.render_as_string(hide_password=True)} at migration {', '.join(heads)}"
+
+
+def _cutover(settings: Any) -> str:
+    from daemon import cutover, db
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.sessions(engine)() as session:
+            row = cutover.current(session)
+            empty = cutover.store_empty(session)
+    finally:
+        engine.dispose()
+    if row is not None:
+        adopted = "history adopted" if row.adopted_at else "adoption not finished"
+        return f"{cutover.iso(row.at)} (set by {row.actor}; {adopted})"
+    if settings.cutover_at is not None:
+        return f"{cutover.iso(settings.cutover_at)} from ORDERFLOW_CUTOVER_AT, stored at start"
+    if empty:
+        raise OrderflowError(cutover.NO_CUTOVER)
+    return "none set; the store already holds orders, so starts are allowed"
 
 
 def _salesforce(settings: Any) -> list[Check]:
