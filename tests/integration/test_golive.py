@@ -44,9 +44,10 @@ def set_env(world: World, monkeypatch: pytest.MonkeyPatch, **settings: str) -> N
 def settle(ctx: Context, world: World, *orders: str) -> None:
     """Run cycles (the clock a second on each, manual steps done) until ``orders`` settle:
     adopted orders show nothing in Salesforce, so run_until_settled would wait for ever."""
-    start = ctx.clock()
-    for n in range(1, 21):
-        ctx.clock = lambda n=n: start + timedelta(seconds=n)
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+    for _ in range(20):
+        now[0] += timedelta(seconds=1)
         run_cycle(ctx)
         act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
         statuses = world.order_statuses()
