@@ -63,3 +63,52 @@ def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
     assert (amended["order_item_id"], amended["quantity"]) == (line["Id"], 7.0)
     assert [a["seats"] for a in world.stubs["provisioning"].active()] == [7]
     assert no_duplicates(world)
+
+
+def test_a_change_order_held_for_its_legacy_id_is_released_as_a_change_order(
+    world: World, monkeypatch, tmp_path: Path
+):
+    order = world.add_order("ADD-AUDIT")
+    (line,) = lines_of(world, order)
+    ctx = world.context(monkeypatch, **REMAP)
+    run_until_settled(ctx, world)
+    legacy = to18("a1X3Kp000000043")
+    change = world.emu.insert(
+        "Order",
+        {
+            "AccountId": world.emu.get("Order", order)["AccountId"],
+            "Status": "Draft",
+            "EffectiveDate": "2026-12-01",
+            "Pricebook2Id": world.emu.get("Order", order)["Pricebook2Id"],
+        },
+    )
+    world.emu.insert(
+        "OrderItem",
+        {
+            "OrderId": change,
+            "PricebookEntryId": line["PricebookEntryId"],
+            "Quantity": 2,
+            "UnitPrice": line["UnitPrice"],
+            "SBQQ__Subscription__c": legacy,
+        },
+    )
+    world.emu.update("Order", change, {"Status": "Activated"})
+    poll_now(ctx)
+    run_cycle(ctx)
+    assert world.order_statuses()[change] == "Fallout", "held: the subscription is unmapped"
+
+    crosswalk = tmp_path / "cw.csv"
+    crosswalk.write_text(
+        "legacy_id,legacy_type,standard_id,standard_type\n"
+        f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
+    )
+    assert main(["remap", "import", str(crosswalk)]) == 0
+    run_until_settled(ctx, world)
+
+    # Released through the change-order path: the delta, not the line again in full.
+    assert world.order_statuses() == {order: "Superseded", change: "Completed"}
+    assert actions(world, "billing") == ["subscriptions", "subscription-changes"]
+    (amended,) = effects(world, "billing", "subscription-changes")
+    assert (amended["order_item_id"], amended["quantity"]) == (line["Id"], 7.0)
+    assert [a["seats"] for a in world.stubs["provisioning"].active()] == [7]
+    assert no_duplicates(world)
