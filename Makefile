@@ -37,11 +37,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.resync_memory
 	$(BIN)/python -m bench.scale
 
-# SIGKILL and restart, faults on every link, the bad-input corpus (short runs: make test).
+# SIGKILL and restart, faults on every link, the bad-input corpus, go-live on 2,000 historic
+# orders (short runs: make test).
 reliability: $(STAMP)
 	$(BIN)/python -m reliability.crash
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.bad_inputs
+	$(BIN)/python -m reliability.golive
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
