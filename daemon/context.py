@@ -79,3 +79,5 @@ class Context:
     cutover: datetime | None = None
     cutover_field: str = "ActivatedDate"
     cutover_writeback: bool = False
+    #: ``live``, or ``shadow`` (daemon.shadow: nothing sent, nothing written to Salesforce).
+    mode: str = "live"

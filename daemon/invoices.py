@@ -158,8 +158,8 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
             for p in plans
             if (fields := desired_fields(p)) != written.get(p.order_id)
         ]
-    if not changes:
-        return 0
+    if not changes or ctx.mode == "shadow":
+        return 0  # nothing to write; or a parallel run, which writes nothing (daemon.shadow)
     results = ctx.gateway.update(INVOICE, changes)
     done = 0
     with ctx.sessions.begin() as session:

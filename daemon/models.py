@@ -340,3 +340,20 @@ class Cutover(Base):
     actor: Mapped[str] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(Text)
     adopted_at: Mapped[datetime | None]
+
+
+class ShadowSend(Base):
+    """A callout shadow mode did not make (daemon.shadow): what would have been sent, with
+    its idempotency key, for ``orderflow shadow report`` and the switch to live."""
+
+    __tablename__ = "shadow_sends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    system: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(80))
+    #: The Order (or Invoice) the step belongs to, from the request's step reference.
+    order_id: Mapped[str] = mapped_column(String(18), index=True)
+    step_ref: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    recorded_at: Mapped[datetime] = mapped_column(index=True)

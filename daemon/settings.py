@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     cutover_at: datetime | None = None
     cutover_field: Literal["ActivatedDate", "EffectiveDate"] = "ActivatedDate"
     cutover_writeback: bool = False
+    # live, or shadow: a parallel run that sends nothing and writes nothing (daemon/shadow.py)
+    mode: Literal["live", "shadow"] = "live"
 
     @field_validator("cutover_at", mode="before")
     @classmethod

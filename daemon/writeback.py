@@ -83,6 +83,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
     late it is: it is written when that changes (at most once a minute)."""
+    if ctx.mode == "shadow":
+        return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
     names = ctx.status_fields
     with ctx.sessions.begin() as session:

@@ -58,4 +58,5 @@ MODULES = [
     "daemon.commands.canvas",
     "daemon.commands.jeopardy",
     "daemon.commands.cutover",
+    "daemon.commands.shadow",
 ]

@@ -1,0 +1,135 @@
+"""Shadow mode over the emulator and the stubs: everything runs, nothing is sent or
+written; the report compares the would-sends with a legacy export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from daemon.cli import main
+from daemon.context import Context
+from daemon.cycle import run_cycle
+from daemon.demo import act_as_operator
+from daemon.models import Plan, ShadowSend, Task
+from tests.integration.world import World
+
+TODAY = datetime.now(UTC).date().isoformat()
+
+
+def run_shadow(ctx: Context, cycles: int = 20) -> dict[str, str]:
+    """Cycles until every plan is Completed in the store (Salesforce shows nothing)."""
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+    for _ in range(cycles):
+        now[0] += timedelta(seconds=1)
+        run_cycle(ctx)
+        act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
+        with ctx.sessions() as session:
+            statuses = {p.order_id: p.status for p in session.scalars(select(Plan))}
+        if statuses and set(statuses.values()) == {"Completed"}:
+            return statuses
+    raise AssertionError(f"shadow plans not completed: {statuses}")
+
+
+def stamps(world: World) -> dict[str, str]:
+    """Every Order's and OrderItem's SystemModstamp: any write to one moves it."""
+    return {
+        r["Id"]: r["SystemModstamp"]
+        for sobject in ("Order", "OrderItem")
+        for r in world.emu.records(sobject)
+    }
+
+
+def export(rows: list[dict[str, str]], path: Path) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_shadow_run_sends_nothing_writes_nothing_and_records_what_it_would_send(
+    world: World, monkeypatch
+):
+    orders = {world.add_order("PLAT-PRO", "ADD-AUDIT"), world.add_order("ADD-SSO")}
+    before = stamps(world)
+    ctx = world.context(monkeypatch, mode="shadow")
+    statuses = run_shadow(ctx)
+
+    assert set(statuses) == orders
+    assert sum(s.stats()["requests"] for s in world.stubs.values()) == 0, "nothing sent"
+    assert stamps(world) == before, "no record of the org was saved"
+    assert set(world.order_statuses().values()) == {None}, "nothing written to Salesforce"
+    assert world.emu.records("Fulfillment_Task__c") == []
+    with ctx.sessions() as session:
+        callouts = session.scalars(select(Task).where(Task.system.is_not(None))).all()
+        sends = {s.idempotency_key: s for s in session.scalars(select(ShadowSend))}
+    assert callouts and {t.idempotency_key for t in callouts} == set(sends)
+    for task in callouts:
+        assert sends[task.idempotency_key].payload == task.payload
+        assert sends[task.idempotency_key].system == task.system
+
+
+def test_the_shadow_report_finds_a_planted_difference(
+    world: World, monkeypatch, capsys, tmp_path: Path
+):
+    world.add_order("PLAT-PRO", "ADD-AUDIT")
+    world.add_order("ADD-SSO")
+    ctx = world.context(monkeypatch, mode="shadow")
+    run_shadow(ctx)
+    with ctx.sessions() as session:
+        billing = session.scalars(select(ShadowSend).where(ShadowSend.system == "billing")).all()
+    rows = [
+        {
+            "order_id": s.order_id[:15],  # a 15-character id in the export matches too
+            "action": s.action,
+            "order_item_id": s.payload["order_item_id"],
+            "quantity": str(int(s.payload["quantity"])),
+        }
+        for s in billing
+    ]
+    report = ["shadow", "report", "--since", TODAY, "--until", TODAY, "--json"]
+
+    assert main([*report, "--legacy", f"billing={export(rows, tmp_path / 'same.csv')}"]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    assert clean["counts"]["matched"] == len(billing) >= 3
+
+    planted = [dict(r) for r in rows]
+    planted[0]["quantity"] = "99"  # the legacy integration billed another quantity
+    dropped = planted.pop()  # and never billed one line
+    assert main([*report, "--legacy", f"billing={export(planted, tmp_path / 'diff.csv')}"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["counts"] == {
+        "matched": len(billing) - 2,
+        "different": 1,
+        "missing in Orderflow": 0,
+        "extra in Orderflow": 1,
+    }
+    (different,) = [f for f in found["findings"] if f["outcome"] == "different"]
+    assert (
+        different["detail"]
+        == f"quantity: legacy '99.0', Orderflow '{float(rows[0]['quantity'])!r}'"
+    )
+    (extra,) = [f for f in found["findings"] if f["outcome"] == "extra in Orderflow"]
+    assert extra["order_id"][:15] == dropped["order_id"]
+
+
+def test_a_legacy_export_with_bad_rows_gets_a_line_each(
+    world: World, monkeypatch, capsys, tmp_path: Path
+):
+    world.context(monkeypatch, mode="shadow")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("order_id,action,quantity\n801000000000001,subscriptions\n,subscriptions,2\n")
+    report = ["shadow", "report", "--since", TODAY, "--until", TODAY]
+    assert main([*report, "--legacy", f"billing={bad}"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("orderflow")]
+    assert err == [
+        f"orderflow: {bad}:2: 2 values, the header has 3",
+        f"orderflow: {bad}:3: order_id and action must not be empty",
+    ]
+    assert main([*report, "--legacy", f"nosuch={bad}"]) == 2
+    assert "no such system" in capsys.readouterr().err
