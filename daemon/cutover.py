@@ -31,6 +31,8 @@ from salesforce.poller import EPOCH, ORDER
 log = logging.getLogger(__name__)
 
 EXAMPLE = "2026-11-30T00:00:00Z"
+#: How a switch from a shadow run to live (daemon.golive) begins its cut-over row's reason.
+GO_LIVE = "go-live"
 NO_CUTOVER = (
     "no cut-over: on an empty store the first poll would send every order in the org again; "
     f"set ORDERFLOW_CUTOVER_AT or run `orderflow cutover --at DATETIME` (e.g. {EXAMPLE})"
@@ -95,10 +97,14 @@ def establish(
     sessions: sessionmaker[Session], setting: datetime | None, now: datetime
 ) -> datetime | None:
     """The cut-over a process works with: the stored one. ``ORDERFLOW_CUTOVER_AT`` is
-    stored when none is, and must agree with a stored one (ConfigError)."""
+    stored when none is, and must agree with a stored one (ConfigError), or name the one a
+    switch to live moved on from (daemon.golive)."""
     with sessions.begin() as session:
         row = current(session)
         if setting is None or (row is not None and row.at == setting):
+            return None if row is None else row.at
+        moved_on = row is not None and row.reason.startswith(GO_LIVE)
+        if moved_on and any(earlier.at == setting for earlier in history(session)):
             return None if row is None else row.at
         if row is not None:
             raise ConfigError(

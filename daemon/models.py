@@ -357,3 +357,5 @@ class ShadowSend(Base):
     step_ref: Mapped[str] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]]
     recorded_at: Mapped[datetime] = mapped_column(index=True)
+    #: When the switch to live (daemon.golive) took this would-send into account.
+    switched_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.commands import login_name
+from daemon.commands.shadow import _legacy
 
 HELP = """\
 Orders activated before the cut-over (ORDERFLOW_CUTOVER_FIELD, ActivatedDate by default)
@@ -21,11 +22,19 @@ next `orderflow cutover` or `orderflow run`). Changing a stored cut-over needs -
 is audited; orders planned already stay as they are. Without --at: the cut-over and every
 change of it.
 
+--go-live switches from a shadow run (ORDERFLOW_MODE=shadow) to live, as a start with
+ORDERFLOW_MODE=live does by itself: each order the shadow run planned is adopted when the
+legacy side fulfilled it (a --legacy SYSTEM=FILE.csv export, as for `orderflow shadow
+report`, or the documents a system lists, name it; or a system it would call has no
+legacy source at all), else its steps are sent, each exactly once. The cut-over moves to
+now. Set ORDERFLOW_MODE=live (and stop the legacy integrations) first.
+
 --json keys (stable): cutover (ISO time or null), adopted_at (null: adoption not finished),
   adopted_plans, history: [{at, set_at, actor, reason}]
 
 Exit codes: 0 done; 1 Salesforce or the store failed; 2 a bad or future datetime, a change
-without --force, ORDERFLOW_CUTOVER_AT saying otherwise, bad settings.
+without --force, ORDERFLOW_CUTOVER_AT saying otherwise, --go-live without a cut-over or a
+shadow run, a legacy CSV with bad rows, bad settings.
 """
 
 
@@ -48,6 +57,17 @@ def register(commands: Any) -> None:
     )
     cutover.add_argument("--at", type=_datetime, metavar="DATETIME", help="e.g. 2026-11-30T00:00Z")
     cutover.add_argument("--force", action="store_true", help="change a stored cut-over")
+    cutover.add_argument(
+        "--go-live", action="store_true", help="switch from a shadow run to live (see below)"
+    )
+    cutover.add_argument(
+        "--legacy",
+        type=_legacy,
+        action="append",
+        default=[],
+        metavar="SYS=CSV",
+        help="with --go-live: what a legacy system did (as for orderflow shadow report)",
+    )
     cutover.add_argument("--actor", default=None, help="who (default: the login name)")
     cutover.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     cutover.set_defaults(handler=_cutover)
@@ -60,9 +80,13 @@ def _cutover(args: argparse.Namespace) -> int:
     from daemon.settings import load_settings
     from orchestration.errors import ConfigError
 
+    if args.go_live and args.at is not None:
+        raise ConfigError("--go-live moves the cut-over to now: give it without --at")
     settings = load_settings()
     logs.configure("WARNING", fmt=settings.log_format)  # the answer is on stdout
-    if args.at is not None:
+    if args.go_live:
+        _go_live(args, settings)
+    elif args.at is not None:
         if settings.cutover_at is not None and settings.cutover_at != args.at:
             raise ConfigError(
                 f"setting ORDERFLOW_CUTOVER_AT says {iso(settings.cutover_at)}: set it to "
@@ -117,3 +141,17 @@ def lines(shown: dict[str, Any]) -> list[str]:
     for h in shown["history"]:
         out.append(f"  {h['set_at']}  {h['reason']} to {h['at']} by {h['actor']}")
     return out
+
+
+def _go_live(args: argparse.Namespace, settings: Any) -> None:
+    from daemon import app, golive
+
+    ctx = app.context(settings)
+    try:
+        legacy, sourced = golive.evidence(ctx, dict(args.legacy))
+        done = golive.switch(ctx, legacy, sourced, actor=args.actor or login_name())
+    finally:
+        ctx.sessions.kw["bind"].dispose()
+    print(
+        f"live: {done.adopted} orders fulfilled by the legacy side adopted, {done.to_send} to send"
+    )

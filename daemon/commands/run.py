@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from daemon import logs
+from daemon import golive, logs
 from daemon.context import Context
 from daemon.notify import Notifier
 from daemon.settings import Settings, load_settings
@@ -51,6 +51,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     ctx = context(settings)
     notifier.status("adopting the orders before the cut-over")
     adopt_history(ctx, on_page=notifier.watchdog)
+    golive.switch_at_start(ctx)  # live after a shadow run: each order by one side only
     stop = threading.Event()
     install_signal_handlers(stop, notifier)
     heartbeat = Heartbeat(stale_after(settings.poll_interval))
@@ -91,6 +92,7 @@ def _sync(args: argparse.Namespace) -> int:
         _require_cutover(settings)
         ctx = context(settings)
         adopt_history(ctx)
+        golive.switch_at_start(ctx)
         with instances.running(ctx, threading.Event(), listen=False):
             safe_cycle(ctx)
     finally:

@@ -11,13 +11,12 @@ from sqlalchemy import select
 
 from daemon.cli import main
 from daemon.commands.run import adopt_history
-from daemon.context import Context
 from daemon.cycle import run_cycle
-from daemon.demo import act_as_operator, demo_environment
+from daemon.demo import demo_environment
 from daemon.models import Cutover, Plan, Task, TaskEvent
 from salesforce.emulator.values import format_datetime
 from tests.integration.amend_world import actions, change_order, effects, lines_of, poll_now
-from tests.integration.world import SETTLED, World
+from tests.integration.world import World, run_until_completed
 
 PAST = datetime(2019, 5, 1, 10, tzinfo=UTC)
 CUTOVER = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
@@ -39,21 +38,6 @@ def set_env(world: World, monkeypatch: pytest.MonkeyPatch, **settings: str) -> N
     monkeypatch.delenv("ORDERFLOW_CUTOVER_AT")
     for name, value in settings.items():
         monkeypatch.setenv(f"ORDERFLOW_{name.upper()}", value)
-
-
-def settle(ctx: Context, world: World, *orders: str) -> None:
-    """Run cycles (the clock a second on each, manual steps done) until ``orders`` settle:
-    adopted orders show nothing in Salesforce, so run_until_settled would wait for ever."""
-    now = [ctx.clock()]
-    ctx.clock = lambda: now[0]
-    for _ in range(20):
-        now[0] += timedelta(seconds=1)
-        run_cycle(ctx)
-        act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
-        statuses = world.order_statuses()
-        if all(statuses[o] in SETTLED for o in orders):
-            return
-    raise AssertionError(f"not settled after 20 cycles: {world.order_statuses()}")
 
 
 def stub_calls(world: World) -> int:
@@ -122,7 +106,7 @@ def test_history_is_adopted_never_sent_and_what_follows_is_sent(world: World, mo
     ctx = world.context(monkeypatch, cutover_at=CUTOVER_AT)
     adopt_history(ctx)
     assert stub_calls(world) == 0  # adoption itself sends nothing
-    settle(ctx, world, new)
+    run_until_completed(ctx, world, new)
 
     # Only the order after the cut-over reached the systems.
     sent_orders = {e["salesforce_order_id"] for e in effects(world, "erp")}
@@ -169,7 +153,7 @@ def test_a_change_order_to_an_adopted_order_sends_only_its_delta(world: World, m
 
     change = change_order(world, old, {line["Id"]: 3})  # activated now: after the cut-over
     poll_now(ctx)
-    settle(ctx, world, change)
+    run_until_completed(ctx, world, change)
 
     assert world.order_statuses()[change] == "Completed"
     assert actions(world, "erp") == ["sales-order-changes"]
@@ -188,7 +172,7 @@ def test_a_cancellation_of_an_adopted_order_sends_only_its_compensations(world: 
     run_cycle(ctx)
     world.emu.update("Order", old, {"Status": "Cancelled"})  # after the cut-over
     poll_now(ctx)
-    settle(ctx, world, old)
+    run_until_completed(ctx, world, old)
 
     assert world.order_statuses()[old] == "Cancelled"
     assert actions(world, "billing") == ["subscription-stops"]
@@ -197,3 +181,10 @@ def test_a_cancellation_of_an_adopted_order_sends_only_its_compensations(world: 
     with ctx.sessions() as session:
         (row,) = session.scalars(select(Cutover)).all()
         assert row.adopted_at is not None
+
+
+def test_go_live_without_a_cut_over_is_refused(world: World, monkeypatch, capsys):
+    set_env(world, monkeypatch)
+    assert main(["cutover", "--go-live"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("orderflow")]
+    assert len(err) == 1 and err[0].startswith("orderflow: --go-live needs a cut-over")

@@ -15,7 +15,7 @@ from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.demo import act_as_operator
 from daemon.models import Plan, ShadowSend, Task
-from tests.integration.world import World
+from tests.integration.world import World, run_until_completed
 
 TODAY = datetime.now(UTC).date().isoformat()
 
@@ -133,3 +133,44 @@ def test_a_legacy_export_with_bad_rows_gets_a_line_each(
     ]
     assert main([*report, "--legacy", f"nosuch={bad}"]) == 2
     assert "no such system" in capsys.readouterr().err
+
+
+def test_go_live_adopts_what_the_legacy_side_fulfilled_and_sends_the_rest_once(
+    world: World, monkeypatch, capsys, tmp_path: Path
+):
+    fulfilled = [world.add_order("ADD-AUDIT"), world.add_order("ADD-SSO")]
+    waiting = world.add_order("ADD-AUDIT")  # the legacy side had not got to it yet
+    ctx = world.context(monkeypatch, mode="shadow")
+    run_shadow(ctx)
+    with ctx.sessions() as session:
+        sends = session.scalars(select(ShadowSend)).all()
+    exports = []
+    for system in sorted({s.system for s in sends}):
+        rows = [
+            {"order_id": s.order_id, "action": s.action}
+            for s in sends
+            if s.system == system and s.order_id in fulfilled
+        ]
+        exports += ["--legacy", f"{system}={export(rows, tmp_path / f'{system}.csv')}"]
+
+    monkeypatch.setenv("ORDERFLOW_MODE", "shadow")
+    assert main(["cutover", "--go-live", *exports]) == 2, "still in shadow mode"
+    monkeypatch.setenv("ORDERFLOW_MODE", "live")
+    assert main(["cutover", "--go-live", *exports]) == 0
+    assert "2 orders fulfilled by the legacy side adopted, 1 to send" in capsys.readouterr().out
+    assert main(["cutover", "--go-live", *exports]) == 2, "switched already"
+    assert "no shadow run to switch from" in capsys.readouterr().err
+
+    live = world.context(monkeypatch, mode="live")
+    run_until_completed(live, world, waiting)
+
+    statuses = world.order_statuses()
+    assert (statuses[waiting], *(statuses[o] for o in fulfilled)) == ("Completed", None, None)
+    sent = {e.key for stub in world.stubs.values() for e in stub.effects}
+    assert sent == {s.idempotency_key for s in sends if s.order_id == waiting}, (
+        "the waiting order's steps, under the keys the shadow run recorded; nothing else"
+    )
+    assert all(stub.stats()["duplicates"] == 0 for stub in world.stubs.values())
+    with live.sessions() as session:
+        adopted = session.scalars(select(Plan.order_id).where(Plan.adopted_at.is_not(None)))
+        assert set(adopted) == set(fulfilled)

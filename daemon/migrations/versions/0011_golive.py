@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("step_ref", sa.String(length=255), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("switched_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_shadow_sends_order_id", "shadow_sends", ["order_id"])
     op.create_index("ix_shadow_sends_recorded_at", "shadow_sends", ["recorded_at"])
