@@ -11,6 +11,8 @@
   callouts only, so no call is ever made for them.
 - **Held stays held.** A historic order held at planning (a legacy id without a mapping)
   keeps its fallout steps; once released (daemon.held) its plan is adopted then.
+- **Invoices too.** A posted Invoice dated (``InvoiceDate``) before the cut-over was
+  transferred by the legacy side: its transfer plan is adopted (daemon.invoices).
 - **Not written back.** An adopted revision is left out of writeback (``Plan.
   adopted_revision``): no ``Fulfillment_Task__c`` record, the Order's status as the legacy
   side left it; ``ORDERFLOW_CUTOVER_WRITEBACK=true`` writes them like any plan.
@@ -34,11 +36,12 @@ ACTOR = "cutover"
 REASON = "fulfilled before cut-over"
 
 
-def historic(ctx: Context, record: dict[str, Any]) -> bool:
-    """Whether the Order ``record`` was fulfilled before the cut-over (False: none set)."""
+def historic(ctx: Context, record: dict[str, Any], field: str | None = None) -> bool:
+    """Whether the Order ``record`` (or a record dated by ``field``) was fulfilled before
+    the cut-over (False: none set)."""
     if ctx.cutover is None:
         return False
-    for name in (ctx.cutover_field, "SystemModstamp"):
+    for name in (field or ctx.cutover_field, "SystemModstamp"):
         try:
             return parse_datetime(record[name]) < ctx.cutover
         except (KeyError, TypeError, ValueError):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon import store
+from daemon import adoption, store
 from daemon.context import Context
 from daemon.models import Plan, SfWriteback, SourceRecord
 from orchestration.decompose import PlannedStep
@@ -90,6 +90,8 @@ def plan_invoice(
     )
     plan = store.create_plan(session, record, [step], ctx.ruleset.version, now)
     plan.kind = KIND
+    if adoption.historic(ctx, data, "InvoiceDate"):  # the legacy side transferred it
+        adoption.adopt(session, plan, now, writeback=ctx.cutover_writeback)
     return plan
 
 

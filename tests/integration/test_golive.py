@@ -188,3 +188,39 @@ def test_go_live_without_a_cut_over_is_refused(world: World, monkeypatch, capsys
     assert main(["cutover", "--go-live"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("orderflow")]
     assert len(err) == 1 and err[0].startswith("orderflow: --go-live needs a cut-over")
+
+
+def test_an_invoice_dated_before_the_cut_over_is_adopted_not_transferred(world: World, monkeypatch):
+    order = world.add_order("ADD-AUDIT")
+    (line,) = lines_of(world, order)
+    invoices = {}
+    for when in (PAST.date(), datetime.now(UTC).date()):
+        invoice = world.emu.insert(
+            "Invoice",
+            {
+                "Status": "Posted",
+                "BillingAccountId": world.emu.get("Order", order)["AccountId"],
+                "ReferenceEntityId": order,
+                "InvoiceDate": when.isoformat(),
+                "TotalAmount": 500.0,
+            },
+        )
+        world.emu.insert(
+            "InvoiceLine",
+            {
+                "InvoiceId": invoice,
+                "Product2Id": line["Product2Id"],
+                "Quantity": 5,
+                "ChargeAmount": 500.0,
+                "ReferenceEntityItemId": line["Id"],
+            },
+        )
+        invoices[when] = invoice
+    ctx = world.context(monkeypatch, cutover_at=CUTOVER_AT)
+    run_until_completed(ctx, world, order)
+
+    transferred = {e["invoice_id"] for e in effects(world, "erp", "invoices")}
+    assert transferred == {invoices[datetime.now(UTC).date()]}, "only the one after the cut-over"
+    with ctx.sessions() as session:
+        old = session.scalars(select(Plan).where(Plan.order_id == invoices[PAST.date()])).one()
+        assert (old.adopted_at is not None, old.status) == (True, "Completed")
