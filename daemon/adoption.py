@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from daemon import store
 from daemon.context import Context
-from daemon.models import Plan, TaskEvent
+from daemon.models import Plan, Task, TaskEvent
 from orchestration.decompose import FALLOUT_RULE
 from orchestration.records import parse_datetime
 from orchestration.states import FINAL_STATES, StepState
@@ -64,21 +64,26 @@ def adopt(session: Session, plan: Plan, now: datetime, *, writeback: bool = Fals
         and not (held and t.rule == FALLOUT_RULE)
     ]
     for task in open_tasks:
-        # Not a transition of the engine's table (a Pending step cannot complete): a
-        # record of what the legacy integrations did, audited as such.
-        session.add(
-            TaskEvent(
-                task_id=task.id,
-                at=now,
-                from_state=task.state,
-                to_state=StepState.COMPLETED.value,
-                reason=REASON,
-                actor=ACTOR,
-            )
-        )
-        task.state = StepState.COMPLETED.value
+        record_move(session, task, StepState.COMPLETED, REASON, now)
         task.started_at = task.started_at or now
-        task.completed_at = task.updated_at = now
+        task.completed_at = now
         task.message = REASON
     store.refresh_rollup(plan, now)
     return len(open_tasks)
+
+
+def record_move(session: Session, task: Task, to: StepState, reason: str, now: datetime) -> None:
+    """Set a step's state by the cut-over, audited (actor ``cutover``). Not a transition of
+    the engine's table (a Pending step cannot complete): a record of what the legacy side
+    did, or (daemon.golive) did not do."""
+    session.add(
+        TaskEvent(
+            task_id=task.id,
+            at=now,
+            from_state=task.state,
+            to_state=to.value,
+            reason=reason,
+            actor=ACTOR,
+        )
+    )
+    task.state, task.updated_at = to.value, now

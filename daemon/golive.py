@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from daemon import adoption, cutover, store
 from daemon.context import Context
-from daemon.models import Cutover, Plan, ShadowSend, TaskEvent
+from daemon.models import Cutover, Plan, ShadowSend
 from daemon.shadow_report import Call, from_documents, read_export, to_standard
 from orchestration.errors import ConfigError
 from orchestration.states import PlanState, StepState
@@ -123,20 +123,9 @@ def _send_for_real(session: Session, plan: Plan, now: datetime) -> None:
     for task in plan.tasks:
         if task.revision != plan.revision or StepState(task.state) in _KEPT:
             continue
-        session.add(
-            TaskEvent(
-                task_id=task.id,
-                at=now,
-                from_state=task.state,
-                to_state=StepState.PENDING.value,
-                reason=TO_SEND,
-                actor=adoption.ACTOR,
-            )
-        )
-        task.state = StepState.PENDING.value
+        adoption.record_move(session, task, StepState.PENDING, TO_SEND, now)
         task.started_at = task.completed_at = task.next_attempt_at = None
         task.attempts, task.message, task.external_ref = 0, "", None
-        task.updated_at = now
     plan.state = PlanState.NOT_STARTED
     plan.wake_at = now
     store.refresh_rollup(plan, now)

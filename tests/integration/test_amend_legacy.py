@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from daemon.cli import main
 from daemon.cycle import run_cycle
@@ -16,6 +17,32 @@ REMAP = {
     "remap_prefixes": json.dumps(PREFIXES),
     "remap_reference_fields": '["OrderItem.SBQQ__Subscription__c"]',
 }
+
+
+def legacy_amendment(world: World, order: str, line: dict[str, Any], subscription: str) -> str:
+    """The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
+    OriginalOrderItemId, only the legacy subscription and the delta (+2); activated."""
+    change = world.emu.insert(
+        "Order",
+        {
+            "AccountId": world.emu.get("Order", order)["AccountId"],
+            "Status": "Draft",
+            "EffectiveDate": "2026-12-01",
+            "Pricebook2Id": world.emu.get("Order", order)["Pricebook2Id"],
+        },
+    )
+    world.emu.insert(
+        "OrderItem",
+        {
+            "OrderId": change,
+            "PricebookEntryId": line["PricebookEntryId"],
+            "Quantity": 2,
+            "UnitPrice": line["UnitPrice"],
+            "SBQQ__Subscription__c": subscription,
+        },
+    )
+    world.emu.update("Order", change, {"Status": "Activated"})
+    return change
 
 
 def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
@@ -34,26 +61,7 @@ def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
     assert main(["remap", "import", str(crosswalk)]) == 0
     # The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
     # OriginalOrderItemId, only the legacy subscription (15 characters) and the delta.
-    change = world.emu.insert(
-        "Order",
-        {
-            "AccountId": world.emu.get("Order", order)["AccountId"],
-            "Status": "Draft",
-            "EffectiveDate": "2026-12-01",
-            "Pricebook2Id": world.emu.get("Order", order)["Pricebook2Id"],
-        },
-    )
-    world.emu.insert(
-        "OrderItem",
-        {
-            "OrderId": change,
-            "PricebookEntryId": line["PricebookEntryId"],
-            "Quantity": 2,
-            "UnitPrice": line["UnitPrice"],
-            "SBQQ__Subscription__c": to15(legacy),
-        },
-    )
-    world.emu.update("Order", change, {"Status": "Activated"})
+    change = legacy_amendment(world, order, line, to15(legacy))
     poll_now(ctx)
     run_until_settled(ctx, world)
 
@@ -73,26 +81,7 @@ def test_a_change_order_held_for_its_legacy_id_is_released_as_a_change_order(
     ctx = world.context(monkeypatch, **REMAP)
     run_until_settled(ctx, world)
     legacy = to18("a1X3Kp000000043")
-    change = world.emu.insert(
-        "Order",
-        {
-            "AccountId": world.emu.get("Order", order)["AccountId"],
-            "Status": "Draft",
-            "EffectiveDate": "2026-12-01",
-            "Pricebook2Id": world.emu.get("Order", order)["Pricebook2Id"],
-        },
-    )
-    world.emu.insert(
-        "OrderItem",
-        {
-            "OrderId": change,
-            "PricebookEntryId": line["PricebookEntryId"],
-            "Quantity": 2,
-            "UnitPrice": line["UnitPrice"],
-            "SBQQ__Subscription__c": legacy,
-        },
-    )
-    world.emu.update("Order", change, {"Status": "Activated"})
+    change = legacy_amendment(world, order, line, legacy)
     poll_now(ctx)
     run_cycle(ctx)
     assert world.order_statuses()[change] == "Fallout", "held: the subscription is unmapped"
