@@ -59,8 +59,7 @@ def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
         f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
     )
     assert main(["remap", "import", str(crosswalk)]) == 0
-    # The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
-    # OriginalOrderItemId, only the legacy subscription (15 characters) and the delta.
+    # A legacy subscription id of 15 characters: it maps all the same.
     change = legacy_amendment(world, order, line, to15(legacy))
     poll_now(ctx)
     run_until_settled(ctx, world)
