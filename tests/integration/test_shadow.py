@@ -15,6 +15,8 @@ from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.demo import act_as_operator
 from daemon.models import Plan, ShadowSend, Task
+from remap.ids import to15, to18
+from tests.integration.test_amend_legacy import REMAP
 from tests.integration.world import World, run_until_completed
 
 TODAY = datetime.now(UTC).date().isoformat()
@@ -79,10 +81,20 @@ def test_the_shadow_report_finds_a_planted_difference(
 ):
     world.add_order("PLAT-PRO", "ADD-AUDIT")
     world.add_order("ADD-SSO")
-    ctx = world.context(monkeypatch, mode="shadow")
+    ctx = world.context(monkeypatch, mode="shadow", **REMAP)
     run_shadow(ctx)
     with ctx.sessions() as session:
         billing = session.scalars(select(ShadowSend).where(ShadowSend.system == "billing")).all()
+    # The legacy billing system knows one line by its CPQ subscription id; the crosswalk
+    # maps it, so the report compares it as the standard OrderItem id.
+    legacy = to18("a1X3Kp000000077")
+    crosswalk = tmp_path / "cw.csv"
+    crosswalk.write_text(
+        "legacy_id,legacy_type,standard_id,standard_type\n"
+        f"{legacy},SBQQ__Subscription__c,{billing[1].payload['order_item_id']},OrderItem\n"
+    )
+    assert main(["remap", "import", str(crosswalk)]) == 0
+    capsys.readouterr()
     rows = [
         {
             "order_id": s.order_id[:15],  # a 15-character id in the export matches too
@@ -92,6 +104,7 @@ def test_the_shadow_report_finds_a_planted_difference(
         }
         for s in billing
     ]
+    rows[1]["order_item_id"] = to15(legacy)
     report = ["shadow", "report", "--since", TODAY, "--until", TODAY, "--json"]
 
     assert main([*report, "--legacy", f"billing={export(rows, tmp_path / 'same.csv')}"]) == 0
