@@ -89,7 +89,7 @@ def set_cutover(
     new = Cutover(at=at, set_at=now, actor=actor, reason=reason, adopted_at=None)
     session.add(new)
     session.flush()
-    log.warning("cut-over %s: %s by %s", iso(at), reason, actor)
+    log.info("cut-over %s: %s by %s", iso(at), reason, actor)
     return new
 
 

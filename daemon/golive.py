@@ -88,7 +88,7 @@ def switch(ctx: Context, legacy: list[Call], sourced: set[str], *, actor: str) -
         reason += f"{done.to_send} to send"
         session.add(Cutover(at=now, set_at=now, actor=actor, reason=reason, adopted_at=now))
     ctx.cutover = now
-    log.warning("%s (by %s)", reason, actor)
+    log.info("%s (by %s)", reason, actor)
     return done
 
 
