@@ -46,12 +46,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scale
 
 # SIGKILL and restart, faults on every link, the bad-input corpus, hostile downstream
-# answers (short runs: make test).
+# answers, go-live on 2,000 historic orders (short runs: make test).
 reliability: $(STAMP)
 	$(BIN)/python -m reliability.crash
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.bad_inputs
 	$(BIN)/python -m reliability.hostile_downstream
+	$(BIN)/python -m reliability.golive
 
 clean:
 	rm -rf $(VENV) node_modules .demo .mypy_cache .ruff_cache .pytest_cache

@@ -48,7 +48,7 @@ from orchestration.decompose import PlannedStep, fallout_step, idempotency_key
 from orchestration.errors import OrderflowError, RecordError
 from orchestration.records import Order
 from orchestration.rules import RuleSet
-from orchestration.states import PlanState, StepKind, StepState
+from orchestration.states import FINAL_STATES, PlanState, StepKind, StepState
 from salesforce.poller import ORDER_ITEM
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,21 @@ def live_plan(session: Session, plan: Plan) -> Plan:
     return plan
 
 
-def change_order(ctx: Context, session: Session, order: Order, now: datetime) -> bool:
-    """Apply ``order`` if it is a change order (True); False for an order of its own."""
+def change_order(
+    ctx: Context,
+    session: Session,
+    order: Order,
+    now: datetime,
+    *,
+    held: bool = False,
+    history: bool = False,
+) -> bool:
+    """Apply ``order`` if it is a change order (True); False for an order of its own.
+
+    ``held``: the change order has a plan already, held at planning (daemon.held); one
+    whose original Orderflow has not planned stays held (RecordError). ``history``: a
+    change made before the cut-over (daemon.adoption): it happened, past any point of no
+    return, and is applied whole."""
     known = _known_lines(session, order)
     if not changes.is_change_order(order, known):
         return False
@@ -94,6 +107,8 @@ def change_order(ctx: Context, session: Session, order: Order, now: datetime) ->
     base = snapshot(live_plan(session, plan)) if plan is not None else None
     if plan is None or base is None:
         reason = f"change order for order {original or '?'}, which Orderflow has not planned"
+        if held:
+            raise RecordError(reason)
         step = fallout_step("change", "Resolve the change order", reason)
         store.create_plan(session, order, [step], ctx.ruleset, now)
         log.warning("order %s: %s", order.number, reason, extra={"order_id": order.id})
@@ -101,7 +116,7 @@ def change_order(ctx: Context, session: Session, order: Order, now: datetime) ->
     target = live_plan(session, plan)
     desired = changes.merge_in_place(base, changes.live(changes.merge_change_order(base, order)))
     cancel = not changes.live(desired).lines and bool(base.lines)
-    apply(ctx, session, target, desired, now, takeover=order, cancel=cancel)
+    apply(ctx, session, target, desired, now, takeover=order, cancel=cancel, history=history)
     return True
 
 
@@ -152,6 +167,7 @@ def apply(
     *,
     takeover: Order | None = None,
     cancel: bool = False,
+    history: bool = False,
 ) -> bool:
     """Reconcile ``plan`` with the ``desired`` order; True when a new revision was made."""
     old = snapshot(plan)
@@ -159,7 +175,7 @@ def apply(
     ruleset = rules_of(ctx, session, plan)
     tasks = _lock_live(session, plan)
     views = [_view(t) for t in tasks]
-    refused = refusals(views, desired)
+    refused = {} if history else refusals(views, desired)
     effective = changes.keep_lines(desired, old, refused) if refused else desired
     revision = plan.revision + 1
     diff = reconcile(
@@ -278,25 +294,25 @@ def _settle_flags(plan: Plan, flags: dict[str, str], cancel: bool, now: datetime
 
 
 def _take_over(session: Session, plan: Plan, change: Order, revision: int, now: datetime) -> Plan:
-    """The change order's plan, which carries the work from now on; the old one Superseded."""
-    new = Plan(
-        order_id=change.id,
-        order_number=change.number,
-        account_id=change.fields.get("AccountId") or plan.account_id,
-        revision=revision,
-        rules_version=plan.rules_version,
-        rules_digest=plan.rules_digest,
-        state=PlanState.IN_PROGRESS,
-        status=plan.status,
-        progress=plan.progress,
-        kind=plan.kind,
-        supersedes=plan.order_id,
-        line_flags=plan.line_flags,
-        created_at=now,
-        updated_at=now,
-        wake_at=now,
-    )
-    session.add(new)
+    """The change order's plan, which carries the work from now on; the old one Superseded.
+
+    A change order held at planning (daemon.held) has a plan already: its held steps are
+    Discarded and it takes over in place."""
+    new = store.plan_for(session, change.id)
+    if new is None:
+        new = Plan(order_id=change.id, kind=plan.kind, created_at=now)
+        session.add(new)
+    else:
+        for task in new.tasks:
+            if task.revision == new.revision and StepState(task.state) not in FINAL_STATES:
+                store.transition(session, task, StepState.DISCARDED, "released", now)
+    new.order_number = change.number
+    new.account_id = change.fields.get("AccountId") or plan.account_id
+    new.revision = revision
+    new.rules_version, new.rules_digest = plan.rules_version, plan.rules_digest
+    new.state, new.status, new.progress = PlanState.IN_PROGRESS, plan.status, plan.progress
+    new.supersedes, new.line_flags = plan.order_id, plan.line_flags
+    new.updated_at = new.wake_at = now
     session.flush()
     plan.superseded_by = change.id
     plan.state = PlanState.COMPLETED

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
 from sqlalchemy import Engine
 
-from daemon import connectors, db, instances, logs, wakeup
+from daemon import connectors, cutover, db, instances, logs, shadow, wakeup
 from daemon.context import Context
 from daemon.crosswalk import Remapper
 from daemon.http import make_session
@@ -170,7 +170,12 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         ),
         status_fields=settings.status_fields(),
         webhook=Webhook(settings.notify_webhook_url) if settings.notify_webhook_url else None,
+        cutover_field=settings.cutover_field,
+        cutover_writeback=settings.cutover_writeback,
     )
+    ctx.cutover = cutover.establish(ctx.sessions, settings.cutover_at, clock())
+    if settings.mode == shadow.SHADOW:
+        shadow.attach(ctx)  # a parallel run: what would be sent is recorded, nothing else
     if db.is_postgres(engine):
         wakeup.notify_on_commit(ctx.sessions)  # a moved task wakes the other instances
     Remapper(settings.remap_config(), ctx).attach()  # legacy CPQ ids, both ways

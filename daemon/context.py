@@ -79,3 +79,10 @@ class Context:
     #: the webhook told of orders in jeopardy or fallout (ORDERFLOW_NOTIFY_WEBHOOK_URL).
     status_fields: StatusFields = field(default_factory=StatusFields)
     webhook: Webhook | None = None
+    #: Go-live (daemon.cutover, daemon.adoption): the stored cut-over (None: none), the Order
+    #: field that dates an order against it, and whether adopted orders are written back.
+    cutover: datetime | None = None
+    cutover_field: str = "ActivatedDate"
+    cutover_writeback: bool = False
+    #: ``live``, or ``shadow`` (daemon.shadow: nothing sent, nothing written to Salesforce).
+    mode: str = "live"

@@ -107,6 +107,10 @@ def _operate(database: Path, stop: threading.Event) -> None:
     engine.dispose()
 
 
+#: The demo's cut-over: before every order its org holds, so all of them are sent.
+DEMO_CUTOVER = "2000-01-01T00:00:00Z"
+
+
 def demo_environment(emu: Emulator, stubs: dict[str, StubSystem], workdir: Path) -> dict[str, str]:
     """The daemon's settings for the local world, as an operator would set them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
@@ -119,6 +123,8 @@ def demo_environment(emu: Emulator, stubs: dict[str, StubSystem], workdir: Path)
             "ORDERFLOW_SF_POLL_SETTLE": "0",
             "ORDERFLOW_DATABASE_URL": f"sqlite:///{workdir / 'orderflow.db'}",
             "ORDERFLOW_POLL_INTERVAL": "0.5",
+            # The demo org's orders are all new business: none was fulfilled before this.
+            "ORDERFLOW_CUTOVER_AT": DEMO_CUTOVER,
             # A free port: demos and tests may run side by side.
             "ORDERFLOW_HTTP_PORT": "0",
         }

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon import amend, store
+from daemon import adoption, amend, store
 from daemon.context import Context
 from daemon.models import CrosswalkEntry, Plan, SourceRecord
 from orchestration.decompose import FALLOUT_RULE, holds, plan_steps
@@ -61,6 +61,11 @@ def plan_again(
     try:
         order = ctx.inbound(session, Order.from_record(record))
         check_lookups(order)  # still another object's id: still held (RecordError)
+        history = adoption.historic(ctx, record)
+        if amend.change_order(ctx, session, order, now, held=True, history=history):
+            # Reconciled against its original's plan, like any change order: delta only.
+            _released(ctx, session, plan, record, "as a change order", now)
+            return True
         steps = plan_steps(order, ctx.ruleset)
     except (RecordError, ValidationError, KeyError, ValueError):
         return False  # still held, for the reason its steps give
@@ -79,14 +84,22 @@ def plan_again(
     if still:
         return False  # held now for other reasons (its steps say which)
     amend.remember_order(plan, order)
+    _released(ctx, session, plan, record, f"with {len(steps)} steps", now)
+    return True
+
+
+def _released(
+    ctx: Context, session: Session, plan: Plan, record: dict[str, Any], how: str, now: datetime
+) -> None:
+    if adoption.historic(ctx, record):  # fulfilled before the cut-over: adopted, not sent
+        adoption.adopt(session, plan, now, writeback=ctx.cutover_writeback)
     log.info(
-        "order %s was held at planning and is planned now (revision %d, %d steps)",
+        "order %s was held at planning and is planned now %s (revision %d)",
         plan.order_number,
+        how,
         plan.revision,
-        len(steps),
         extra={"order_id": plan.order_id, "order_number": plan.order_number},
     )
-    return True
 
 
 def release_held(ctx: Context) -> int:

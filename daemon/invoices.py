@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon import store
+from daemon import adoption, store
 from daemon.context import Context
 from daemon.models import Plan, SfWriteback, SourceRecord
 from orchestration.decompose import PlannedStep
@@ -94,6 +94,8 @@ def plan_invoice(
     )
     plan = store.create_plan(session, record, [step], ctx.ruleset.version, now)
     plan.kind = KIND
+    if adoption.historic(ctx, data, "InvoiceDate"):  # the legacy side transferred it
+        adoption.adopt(session, plan, now, writeback=ctx.cutover_writeback)
     return plan
 
 
@@ -165,8 +167,8 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
             for p in plans
             if (fields := desired_fields(p)) != written.get(p.order_id)
         ]
-    if not changes:
-        return 0
+    if not changes or ctx.mode == "shadow":
+        return 0  # nothing to write; or a parallel run, which writes nothing (daemon.shadow)
     results = ctx.gateway.update(INVOICE, changes)
     done = 0
     with ctx.sessions.begin() as session:

@@ -133,6 +133,11 @@ class Plan(Base):
     #: with the count it last looked at (``SfWriteback.plan_seq``), not times taken by
     #: different instances, which a change committed late could fall behind.
     change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Go-live (daemon.adoption): when the plan was adopted (an order fulfilled before the
+    #: cut-over: every step Completed by ``cutover``, nothing sent), and the revision
+    #: writeback leaves alone (unset under ORDERFLOW_CUTOVER_WRITEBACK=true).
+    adopted_at: Mapped[datetime | None]
+    adopted_revision: Mapped[int | None]
 
     tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.id")
 
@@ -340,3 +345,37 @@ class Instance(Base):
     heartbeat_at: Mapped[datetime]
     #: ``leader`` (polls Salesforce and writes back) or ``worker`` (dispatches only).
     role: Mapped[str] = mapped_column(String(20))
+
+
+class Cutover(Base):
+    """The cut-over, one row per setting of it: the newest row holds; the earlier ones are
+    its audit trail (daemon.cutover). ``adopted_at``: when the history before it was
+    adopted in full (None: adoption not finished, resumed at the next start)."""
+
+    __tablename__ = "cutovers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    set_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text)
+    adopted_at: Mapped[datetime | None]
+
+
+class ShadowSend(Base):
+    """A callout shadow mode did not make (daemon.shadow): what would have been sent, with
+    its idempotency key, for ``orderflow shadow report`` and the switch to live."""
+
+    __tablename__ = "shadow_sends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    system: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(80))
+    #: The Order (or Invoice) the step belongs to, from the request's step reference.
+    order_id: Mapped[str] = mapped_column(String(18), index=True)
+    step_ref: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    recorded_at: Mapped[datetime] = mapped_column(index=True)
+    #: When the switch to live (daemon.golive) took this would-send into account.
+    switched_at: Mapped[datetime | None]

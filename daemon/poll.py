@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from daemon import amend, held, store
+from daemon import adoption, amend, held, store
 from daemon.context import Context
 from daemon.models import Plan, SourceRecord
 from daemon.sf_state import save_budget
@@ -271,11 +271,16 @@ def _ingest_order(
     if str(record.get("Status")) in ctx.cancelled_statuses:
         return  # cancelled before Orderflow planned it: nothing to do
     planned = True
+    history = adoption.historic(ctx, record)  # fulfilled before the cut-over
     try:
         order = ctx.inbound(session, Order.from_record(record))  # legacy ids → standard
         check_lookups(order)
-        if amend.change_order(ctx, session, order, now):
+        if amend.change_order(ctx, session, order, now, history=history):
             report.amended += 1  # a change order: the plan of the order it changes
+            if history:
+                taken = store.plan_for(session, order.id)
+                if taken is not None:
+                    adoption.adopt(session, taken, now, writeback=ctx.cutover_writeback)
             return
         steps = plan_steps(order, ctx.ruleset)
         planned = not holds(steps)  # held whole (unmatched: hold) until it can be planned
@@ -299,6 +304,8 @@ def _ingest_order(
     plan = store.create_plan(session, order, steps, ctx.ruleset, now)
     if planned:
         amend.remember_order(plan, order)  # what a later change is compared with
+    if history:  # nothing of it is sent
+        adoption.adopt(session, plan, now, writeback=ctx.cutover_writeback)
     report.planned += 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -157,6 +158,22 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
+
+    # Go-live (daemon/cutover.py, daemon/adoption.py): the cut-over (orders activated
+    # before it are adopted, never sent), the Order field that dates an order, and whether
+    # adopted orders' status is written back onto Salesforce
+    cutover_at: datetime | None = None
+    cutover_field: Literal["ActivatedDate", "EffectiveDate"] = "ActivatedDate"
+    cutover_writeback: bool = False
+    # live, or shadow: a parallel run that sends nothing and writes nothing (daemon/shadow.py)
+    mode: Literal["live", "shadow"] = "live"
+
+    @field_validator("cutover_at", mode="before")
+    @classmethod
+    def _cutover_at(cls, value: Any) -> Any:
+        from daemon.cutover import parse
+
+        return value if value is None or isinstance(value, datetime) else parse(str(value))
 
     def system_urls(self) -> dict[str, tuple[str, SecretStr | None]]:
         """The configured downstream systems: name → (base URL, token)."""

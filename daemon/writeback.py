@@ -83,6 +83,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
     late it is: it is written when that changes (at most once a minute)."""
+    if ctx.mode == "shadow":
+        return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
     names = ctx.status_fields
     with ctx.sessions.begin() as session:
@@ -171,6 +173,8 @@ def _candidates(
         .outerjoin(wb, and_(wb.sobject == ORDER, wb.sf_id == Plan.order_id))
         .where(Plan.sf_deleted_at.is_(None))
         .where(Plan.kind == "order")  # invoice transfers are written by daemon.invoices
+        # An adopted revision (daemon.adoption) leaves Salesforce as the legacy side left it.
+        .where(or_(Plan.adopted_revision.is_(None), Plan.adopted_revision != Plan.revision))
         .where(or_(*wanted))
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)

@@ -8,6 +8,7 @@ Each module has ``register(commands)``, which adds its parser(s) to the subparse
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from typing import NoReturn
 
@@ -29,6 +30,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def login_name() -> str:
+    """Who runs the command, for an audit row (``--actor`` overrides it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
 def say(line: str) -> None:
     """A progress or notice line for people, on stderr (stdout is for results)."""
     print(line, file=sys.stderr, flush=True)
@@ -48,4 +57,6 @@ MODULES = [
     "daemon.commands.remap",
     "daemon.commands.canvas",
     "daemon.commands.jeopardy",
+    "daemon.commands.cutover",
+    "daemon.commands.shadow",
 ]

@@ -29,7 +29,8 @@ failed is skipped. Each field with a problem is a FAIL line of its own.
 --json keys (stable):
   ok       true when no check failed
   checks   [{name, status ("pass", "fail" or "skip"), detail}]
-check names: settings, rules, database, salesforce.login, salesforce.api_budget,
+check names: settings, rules, database, cutover,
+  salesforce.login, salesforce.api_budget,
   salesforce.invoices, salesforce.describe.<Object> (one per object, when all is well),
   salesforce.describe.<Object>.<Field> (one per problem), downstream.<system>
 
@@ -89,6 +90,10 @@ def run_checks() -> list[Check]:
     checks.append(Check("settings", "pass", "every ORDERFLOW_* setting is valid"))
     checks.append(_guard("rules", lambda: _rules(settings)))
     checks.append(_guard("database", lambda: _database(settings)))
+    if checks[-1].status == "pass":
+        checks.append(_guard("cutover", lambda: _cutover(settings)))
+    else:
+        checks.append(Check("cutover", "skip", "needs the database"))
     checks.extend(salesforce_checks(settings))
     checks.extend(_downstream(settings))
     return checks
@@ -148,6 +153,26 @@ def _database(settings: Any) -> str:
             "(run 'orderflow db upgrade')"
         )
     return f"{engine.url.render_as_string(hide_password=True)} at migration {', '.join(heads)}"
+
+
+def _cutover(settings: Any) -> str:
+    from daemon import cutover, db
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.sessions(engine)() as session:
+            row = cutover.current(session)
+            empty = cutover.store_empty(session)
+    finally:
+        engine.dispose()
+    if row is not None:
+        adopted = "history adopted" if row.adopted_at else "adoption not finished"
+        return f"{cutover.iso(row.at)} (set by {row.actor}; {adopted})"
+    if settings.cutover_at is not None:
+        return f"{cutover.iso(settings.cutover_at)} from ORDERFLOW_CUTOVER_AT, stored at start"
+    if empty:
+        raise OrderflowError(cutover.NO_CUTOVER)
+    return "none set; the store already holds orders, so starts are allowed"
 
 
 def _downstream(settings: Any) -> list[Check]:

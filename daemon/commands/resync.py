@@ -126,8 +126,9 @@ class ProgressBar:
 
     WIDTH = 30
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, label: str = "resync") -> None:
         self.stream = stream
+        self.label = label
         self.drawn = False
         self.current = ""
 
@@ -138,7 +139,7 @@ class ProgressBar:
         share = done / total if total else 1.0
         filled = int(share * self.WIDTH)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\rresync {obj:<8} [{bar}] {done}/{total} {share:4.0%}")
+        self.stream.write(f"\r{self.label} {obj:<8} [{bar}] {done}/{total} {share:4.0%}")
         self.stream.flush()
         self.drawn = True
 

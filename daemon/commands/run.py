@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from daemon import logs
+from daemon import golive, logs
+from daemon.context import Context
 from daemon.notify import Notifier
 from daemon.settings import Settings, load_settings
 
@@ -31,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     notifier.status("starting: settings, database, Salesforce login")
     single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
     try:
+        _require_cutover(settings)
         return _serve(settings, notifier)
     finally:
         if single is not None:
@@ -45,6 +49,9 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     from daemon.web import Listener, create_app, daemon_routes
 
     ctx = context(settings)
+    notifier.status("adopting the orders before the cut-over")
+    adopt_history(ctx, on_page=notifier.watchdog)
+    golive.switch_at_start(ctx)  # live after a shadow run: each order by one side only
     stop = threading.Event()
     install_signal_handlers(stop, notifier)
     heartbeat = Heartbeat(stale_after(settings.poll_interval))
@@ -82,10 +89,47 @@ def _sync(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, fmt=settings.log_format)
     single = db.hold_single_instance(settings.database_url)  # SQLite: one instance only
     try:
+        _require_cutover(settings)
         ctx = context(settings)
+        adopt_history(ctx)
+        golive.switch_at_start(ctx)
         with instances.running(ctx, threading.Event(), listen=False):
             safe_cycle(ctx)
     finally:
         if single is not None:
             single.release()
     return 0
+
+
+def _require_cutover(settings: Settings) -> None:
+    """Refuse a first start without a cut-over (one line, exit 2), before any login."""
+    from daemon import app, cutover, db
+
+    if settings.cutover_at is not None:
+        return
+    engine = app.database(settings)
+    try:
+        cutover.require(db.sessions(engine))
+    finally:
+        engine.dispose()
+
+
+def adopt_history(ctx: Context, on_page: Callable[[], object] | None = None) -> None:
+    """Adopt the orders before the cut-over, unless done (a kill resumes it here); a bar on
+    a terminal, and ``on_page`` after each page (systemd's watchdog)."""
+    from daemon import cutover
+    from daemon.commands.resync import ProgressBar
+
+    bar = ProgressBar(sys.stderr, "adopt") if sys.stderr.isatty() else None
+
+    def progress(obj: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar(obj, done, total)
+        if on_page is not None:
+            on_page()
+
+    try:
+        cutover.adopt_history(ctx, progress)
+    finally:
+        if bar is not None:
+            bar.close()

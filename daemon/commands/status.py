@@ -33,6 +33,7 @@ Order id): that order's plan as a tree, each step under the step it waits for.
                              under_reserve, poll_interval_seconds, projected_calls_per_day,
                              ...} or null, writeback_refused, writeback_refused_recent,
                              writeback_retrying, flagged_orders}
+  cutover                   {cutover, adopted_at, adopted_plans, history} (orderflow cutover)
 one order:
   order_id, order_number, status, state, progress, revision, rules_version,
   written_status, writeback_error, updated_at,
@@ -115,9 +116,11 @@ def in_flight(session: Session) -> dict[str, Any]:
         }
         for p in failed
     ]
+    from daemon.commands.cutover import describe
     from daemon.sf_state import salesforce_status
 
     summary["salesforce"] = salesforce_status(session)
+    summary["cutover"] = describe(session)
     return summary
 
 
@@ -226,6 +229,9 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     from daemon.sf_state import status_lines
 
     lines.extend(status_lines(summary["salesforce"]))
+    from daemon.commands.cutover import lines as cutover_lines
+
+    lines.extend(cutover_lines(summary["cutover"])[:1])
     return lines
 
 

@@ -7,13 +7,12 @@ shows the tasks waiting for a person (fallout and manual steps) with their ids.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon.commands import Parser, positive_int
+from daemon.commands import Parser, login_name, positive_int
 from daemon.settings import load_settings
 from orchestration.errors import OperatorError
 from orchestration.states import Resolution
@@ -44,7 +43,7 @@ def _resolve(args: argparse.Namespace) -> int:
     if not reason:
         print("orderflow: --reason must say why", file=sys.stderr)
         return 2
-    actor = args.actor or _login()
+    actor = args.actor or login_name()
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
@@ -78,10 +77,3 @@ def _list(args: argparse.Namespace) -> int:
         if row["message"]:
             print(f"{'':>7}  {row['message']}")
     return 0
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"

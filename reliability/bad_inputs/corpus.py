@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from daemon.demo import DEMO_CUTOVER
 from reliability.bad_inputs.callbacks import CallbackCase, run_callbacks
 from reliability.bad_inputs.records import run_records
 from salesforce.emulator.seed import DEMO_CPQ_PREFIXES
@@ -120,6 +121,7 @@ def _command_spec(case: Case, root: Path) -> dict[str, Any]:
     env = {
         "ORDERFLOW_DATABASE_URL": f"sqlite:///{folder / 'orderflow.db'}",
         "ORDERFLOW_HTTP_PORT": "0",
+        "ORDERFLOW_CUTOVER_AT": DEMO_CUTOVER,
         "ORDERFLOW_REMAP_PREFIXES": json.dumps(DEMO_CPQ_PREFIXES),
     }
     if case.kind == "rules":

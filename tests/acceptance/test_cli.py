@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.demo import demo_environment
+from daemon.demo import DEMO_CUTOVER, demo_environment
 from tests.integration.world import World
 
 ORDERFLOW = [sys.executable, "-m", "daemon"]
@@ -106,6 +106,7 @@ def test_run_stops_cleanly_on_sigterm(world: World, tmp_path):
 def test_a_bad_setting_stops_start_up_with_one_line(variables, expected, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
     env["ORDERFLOW_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    env["ORDERFLOW_CUTOVER_AT"] = DEMO_CUTOVER
     env.update(variables)
     result = orderflow("sync", "--once", env=env)
     assert result.returncode == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from daemon.cli import main
 from daemon.cycle import run_cycle
@@ -18,22 +19,9 @@ REMAP = {
 }
 
 
-def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
-    world: World, monkeypatch, tmp_path: Path
-):
-    order = world.add_order("ADD-AUDIT")
-    (line,) = lines_of(world, order)
-    ctx = world.context(monkeypatch, **REMAP)
-    run_cycle(ctx)
-    legacy = to18("a1X3Kp000000042")
-    crosswalk = tmp_path / "cw.csv"
-    crosswalk.write_text(
-        "legacy_id,legacy_type,standard_id,standard_type\n"
-        f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
-    )
-    assert main(["remap", "import", str(crosswalk)]) == 0
-    # The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
-    # OriginalOrderItemId, only the legacy subscription (15 characters) and the delta.
+def legacy_amendment(world: World, order: str, line: dict[str, Any], subscription: str) -> str:
+    """The amendment as a CPQ-built integration sends it: no OriginalOrderId, no
+    OriginalOrderItemId, only the legacy subscription and the delta (+2); activated."""
     change = world.emu.insert(
         "Order",
         {
@@ -50,13 +38,62 @@ def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
             "PricebookEntryId": line["PricebookEntryId"],
             "Quantity": 2,
             "UnitPrice": line["UnitPrice"],
-            "SBQQ__Subscription__c": to15(legacy),
+            "SBQQ__Subscription__c": subscription,
         },
     )
     world.emu.update("Order", change, {"Status": "Activated"})
+    return change
+
+
+def test_an_amendment_naming_a_legacy_subscription_changes_the_line_it_maps_to(
+    world: World, monkeypatch, tmp_path: Path
+):
+    order = world.add_order("ADD-AUDIT")
+    (line,) = lines_of(world, order)
+    ctx = world.context(monkeypatch, **REMAP)
+    run_cycle(ctx)
+    legacy = to18("a1X3Kp000000042")
+    crosswalk = tmp_path / "cw.csv"
+    crosswalk.write_text(
+        "legacy_id,legacy_type,standard_id,standard_type\n"
+        f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
+    )
+    assert main(["remap", "import", str(crosswalk)]) == 0
+    # A legacy subscription id of 15 characters: it maps all the same.
+    change = legacy_amendment(world, order, line, to15(legacy))
     poll_now(ctx)
     run_until_settled(ctx, world)
 
+    assert world.order_statuses() == {order: "Superseded", change: "Completed"}
+    assert actions(world, "billing") == ["subscriptions", "subscription-changes"]
+    (amended,) = effects(world, "billing", "subscription-changes")
+    assert (amended["order_item_id"], amended["quantity"]) == (line["Id"], 7.0)
+    assert [a["seats"] for a in world.stubs["provisioning"].active()] == [7]
+    assert no_duplicates(world)
+
+
+def test_a_change_order_held_for_its_legacy_id_is_released_as_a_change_order(
+    world: World, monkeypatch, tmp_path: Path
+):
+    order = world.add_order("ADD-AUDIT")
+    (line,) = lines_of(world, order)
+    ctx = world.context(monkeypatch, **REMAP)
+    run_until_settled(ctx, world)
+    legacy = to18("a1X3Kp000000043")
+    change = legacy_amendment(world, order, line, legacy)
+    poll_now(ctx)
+    run_cycle(ctx)
+    assert world.order_statuses()[change] == "Fallout", "held: the subscription is unmapped"
+
+    crosswalk = tmp_path / "cw.csv"
+    crosswalk.write_text(
+        "legacy_id,legacy_type,standard_id,standard_type\n"
+        f"{legacy},SBQQ__Subscription__c,{line['Id']},OrderItem\n"
+    )
+    assert main(["remap", "import", str(crosswalk)]) == 0
+    run_until_settled(ctx, world)
+
+    # Released through the change-order path: the delta, not the line again in full.
     assert world.order_statuses() == {order: "Superseded", change: "Completed"}
     assert actions(world, "billing") == ["subscriptions", "subscription-changes"]
     (amended,) = effects(world, "billing", "subscription-changes")

@@ -36,6 +36,7 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
         "settings",
         "rules",
         "database",
+        "cutover",
         "salesforce.login",
         "salesforce.api_budget",
         "salesforce.invoices",
@@ -51,6 +52,8 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
     }
     assert all(c["status"] == "pass" for c in checks.values())
     assert "daily API calls used" in checks["salesforce.api_budget"]["detail"]
+    cutover = checks["cutover"]["detail"]
+    assert cutover.startswith("2000-01-01T00:00:00Z (set by ORDERFLOW_CUTOVER_AT")
 
 
 def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monkeypatch, capsys):
@@ -71,7 +74,7 @@ def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monke
         line.startswith("FAIL") and "salesforce.describe.Order.Fulfillment_Status__c " in line
         for line in text.splitlines()
     )
-    assert text.rstrip().endswith("1 of 15 checks failed")
+    assert text.rstrip().endswith("1 of 16 checks failed")
 
 
 def test_the_permission_sets_grants_are_checked_field_by_field(world: World, monkeypatch, capsys):

@@ -96,6 +96,21 @@ def run_until_settled(ctx: Context, world: World, cycles: int = 20) -> int:
     raise AssertionError(f"orders not settled after {cycles} cycles: {world.order_statuses()}")
 
 
+def run_until_completed(ctx: Context, world: World, *orders: str) -> None:
+    """Run cycles (the clock a second on each, manual steps done) until ``orders`` settle:
+    adopted orders show nothing in Salesforce, so run_until_settled would wait for ever."""
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+    for _ in range(20):
+        now[0] += timedelta(seconds=1)
+        run_cycle(ctx)
+        act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
+        statuses = world.order_statuses()
+        if all(statuses[o] in SETTLED for o in orders):
+            return
+    raise AssertionError(f"not settled after 20 cycles: {world.order_statuses()}")
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     emu = Emulator(tmp_path / "salesforce")
