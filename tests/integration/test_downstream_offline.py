@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from daemon.cli import main
 from daemon.cycle import run_cycle
+from daemon.jeopardy import safe_sweep
 from daemon.models import SystemState
 from orchestration.states import StepState
 from tests.integration.downstream_world import cycle_until, tasks
@@ -91,3 +92,34 @@ def test_an_unknown_system_is_one_line_and_exit_2(world: World, monkeypatch, cap
     assert main(["system", "offline", "crm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orderflow: no system named 'crm' (set ORDERFLOW_CRM_URL)"]
+
+
+def test_held_steps_resume_after_online_even_with_a_sweep_before_the_next_cycle(
+    world: World, monkeypatch
+):
+    # The daemon took provisioning offline by itself; an operator brings it back from
+    # another process; the jeopardy sweep runs before the next cycle, while the daemon's
+    # connector still says offline. The sweep must not leave the held steps asleep.
+    provisioning = world.stubs["provisioning"]
+    ctx = world.context(monkeypatch, provisioning_offline_after=2, provisioning_probe_interval=3600)
+    now = [datetime.now(UTC) + timedelta(seconds=2)]
+    ctx.clock = lambda: now[0]
+    provisioning.go_offline()
+    world.add_order("PLAT-PRO", "ADD-SSO", "ADD-AUDIT")
+
+    def held() -> bool:
+        states = [t.state for t in tasks(ctx, "provisioning")]
+        return len(states) == 3 and all(s == StepState.ON_HOLD for s in states)
+
+    for _ in range(10):
+        now[0] += timedelta(seconds=30)
+        run_cycle(ctx)
+        if held():
+            break
+    assert held()
+    provisioning.come_online()
+    assert main(["system", "online", "provisioning"]) == 0
+    assert safe_sweep(ctx) is not None  # between `online` and the next cycle
+    run_until_settled(ctx, world)
+    assert set(world.order_statuses().values()) == {"Completed"}
+    assert provisioning.stats()["effects"] == 3
