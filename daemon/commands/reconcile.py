@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from datetime import date
 from typing import Any
 
+from daemon import spreadsheet
 from orchestration.errors import ConfigError
 
 HELP = """\
@@ -57,7 +57,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     with db.sessions(engine)() as session:
         found = reconcile(app.salesforce(settings), systems, session, args.since, args.until)
     if args.csv:
-        writer = csv.writer(sys.stdout)
+        writer = spreadsheet.Writer(sys.stdout)
         writer.writerow(Difference.FIELDS)
         writer.writerows(d.row() for d in found)
     else:
