@@ -76,6 +76,11 @@ def test_bad_dates_are_one_line_and_exit_2(world: World, monkeypatch, capsys):
     assert info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "argument --since: 'yesterday' is not a date (YYYY-MM-DD)" in line
+    with pytest.raises(SystemExit) as info:
+        main(["reconcile", "--since", "2026-12-01", "--until", "9999-12-31"])
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "argument --until: '9999-12-31' is out of range" in line
     assert main(["reconcile", "--since", "2026-12-31", "--until", "2026-12-01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orderflow: --since 2026-12-31 is after --until 2026-12-01"]
