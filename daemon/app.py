@@ -17,7 +17,7 @@ from daemon.http import make_session
 from daemon.notifications import Webhook
 from daemon.settings import Settings
 from downstream.protocol import DownstreamSystem
-from orchestration.errors import ConfigError
+from orchestration.errors import ConfigError, FatalError
 from orchestration.rules import RuleSet, load_rules
 from salesforce import auth
 from salesforce.budget import PacePolicy, Pacer
@@ -54,8 +54,10 @@ def database(settings: Settings) -> Engine:
 def salesforce(settings: Settings) -> SalesforceGateway:
     """Log in as the settings say and wrap the client in the gateway.
 
-    A refused login raises FatalError (the daemon stops with that one message); the
-    gateway keeps the login function to renew an expired session once per call.
+    A refused login at start is a ConfigError (the credentials or the login URL are the
+    settings to fix: exit 2, which systemd does not restart, so a wrong password is not
+    tried every few seconds until the integration user is locked); the gateway keeps the
+    login function to renew an expired session once per call.
     """
     http = make_session(settings.sf_ca_bundle)
     creds = auth.Credentials(
@@ -90,8 +92,12 @@ def salesforce(settings: Settings) -> SalesforceGateway:
         reserve=settings.sf_api_reserve,
         reserve_interval=settings.sf_reserve_poll_interval,
     )
+    try:
+        first = connect()
+    except FatalError as exc:
+        raise ConfigError(str(exc)) from exc
     return SalesforceGateway(
-        connect(),
+        first,
         timeout=settings.sf_timeout,
         relogin=connect if renewable else None,
         pacer=Pacer(policy),

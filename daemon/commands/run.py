@@ -84,8 +84,8 @@ def _sync(args: argparse.Namespace) -> int:
     try:
         ctx = context(settings)
         with instances.running(ctx, threading.Event(), listen=False):
-            safe_cycle(ctx)
+            report = safe_cycle(ctx)
     finally:
         if single is not None:
             single.release()
-    return 0
+    return 0 if report is not None else 1  # cron and scripts see a failed cycle
