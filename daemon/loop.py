@@ -7,8 +7,9 @@ receipts past their use, daemon.callbacks). Between jobs the loop waits on the
 stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
-every store commit inside a cycle (a long first poll or a big dispatch commits often) and
-at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
+every store commit the loop's own thread makes (a long first poll or a big dispatch commits
+often; a callback handler's commit, on the listener's threads, is not the loop's progress)
+and at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
 systemd, sends ``WATCHDOG=1`` (no more often than a quarter of the watchdog period). A loop
 that hangs stops beating, so systemd's watchdog restarts it; no side thread keeps it alive.
 """
@@ -102,10 +103,17 @@ class Pulse:
         period = notifier.watchdog_period
         self._every = None if period is None else period / 4
         self._last_ping = -float("inf")
+        self._loop = threading.get_ident()  # made by the loop, on its thread
 
     def beat(self, *_args: Any) -> None:
         self.heartbeat.beat()
         self._ping()
+
+    def on_commit(self, *_args: Any) -> None:
+        """A store commit: a beat when the loop made it. The listener's threads commit too
+        (callbacks, canvas actions); they must not keep a hung loop looking alive."""
+        if threading.get_ident() == self._loop:
+            self.beat()
 
     def _ping(self) -> None:
         if self._every is None:
@@ -160,7 +168,7 @@ def run_forever(
     notifier = notifier or Notifier()
     heartbeat = heartbeat or Heartbeat(stale_after(interval))
     pulse = Pulse(notifier, heartbeat)
-    on_commit = pulse.beat  # one bound method, so the same one is removed
+    on_commit = pulse.on_commit  # one bound method, so the same one is removed
     event.listen(ctx.sessions, "after_commit", on_commit)
     scheduler = schedule.Scheduler()
 
