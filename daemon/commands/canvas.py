@@ -47,7 +47,7 @@ def _canvas(args: argparse.Namespace) -> int:
     from daemon.canvas import CanvasConfig, create_canvas_app
     from daemon.connectors import DEFAULT_SYSTEMS
     from daemon.loop import install_signal_handlers
-    from daemon.web import Listener
+    from daemon.web import Listener, listener_rules
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
@@ -65,7 +65,7 @@ def _canvas(args: argparse.Namespace) -> int:
     )
     host = settings.http_host if args.host is None else args.host
     port = settings.http_port if args.port is None else args.port
-    listener = Listener(create_canvas_app(config), host, port)
+    listener = Listener(create_canvas_app(config), host, port, listener_rules(settings, host))
     stop = threading.Event()
     install_signal_handlers(stop)
     listener.start()

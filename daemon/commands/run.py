@@ -42,7 +42,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     from daemon.app import context
     from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
-    from daemon.web import Listener, create_app, daemon_routes
+    from daemon.web import Listener, create_app, daemon_routes, listener_rules
 
     ctx = context(settings)
     stop = threading.Event()
@@ -52,7 +52,8 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     if settings.http_enabled:
         routes = daemon_routes(ctx, operator_token=settings.operator_token)
         app = create_app(ctx, heartbeat=heartbeat, extra_routes=routes)
-        listener = Listener(app, settings.http_host, settings.http_port)
+        rules = listener_rules(settings, settings.http_host)
+        listener = Listener(app, settings.http_host, settings.http_port, rules)
         listener.start()
         notifier.status(f"HTTP listener on {listener.url}")
     log.info("orderflow running, polling every %g s", settings.poll_interval)
