@@ -14,8 +14,8 @@ from daemon import connectors, db, instances, logs, wakeup
 from daemon.context import Context
 from daemon.crosswalk import Remapper
 from daemon.http import make_session
-from daemon.notifications import Webhook
 from daemon.settings import Settings
+from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem
 from orchestration.errors import ConfigError, FatalError
 from orchestration.rules import RuleSet, load_rules
@@ -153,6 +153,8 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         status_fields=settings.status_fields(),
         webhook=Webhook(settings.notify_webhook_url) if settings.notify_webhook_url else None,
     )
+    if ctx.webhook is not None:
+        ctx.webhook.clock = lambda: ctx.clock()  # its back-off runs on the daemon's clock
     if db.is_postgres(engine):
         wakeup.notify_on_commit(ctx.sessions)  # a moved task wakes the other instances
     Remapper(settings.remap_config(), ctx).attach()  # legacy CPQ ids, both ways

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.auto import REGISTRY, AutoFunction
 from daemon.instances import Membership
 from daemon.models import Task
-from daemon.notifications import Webhook
+from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem, TaskRequest
 from orchestration.records import Order
 from orchestration.rules import RuleSet

@@ -34,7 +34,7 @@ from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
-from daemon.notify import Notifier
+from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
 from orchestration.errors import RecordError, RetriableError
 
@@ -204,6 +204,8 @@ def run_forever(
     if jeopardy_interval:
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     scheduler.every().hour.do(housekeeping)
+    if ctx.webhook is not None:
+        ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
         while not stop.is_set():
             scheduler.run_pending()
@@ -212,6 +214,8 @@ def run_forever(
                 cycles.next_run = datetime.now()  # another instance made work: cycle now
     finally:
         event.remove(ctx.sessions, "after_commit", on_commit)
+        if ctx.webhook is not None:
+            ctx.webhook.close()  # not waited for: a slow webhook does not hold up SIGTERM
     notifier.stopping("stopped")
     log.info("stopped")
 

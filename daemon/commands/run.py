@@ -8,8 +8,8 @@ import threading
 from typing import Any
 
 from daemon import logs
-from daemon.notify import Notifier
 from daemon.settings import Settings, load_settings
+from daemon.systemd_notify import Notifier
 
 log = logging.getLogger("orderflow")
 

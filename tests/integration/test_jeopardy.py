@@ -179,18 +179,25 @@ def test_the_webhook_is_told_once_per_change_and_its_url_is_never_logged(
     assert start is not None
     number = world.emu.get("Order", order)["OrderNumber"]
     clock.now = start + 6 * HOURS
-    assert sweep(ctx).notified == 1
+    webhook = ctx.webhook
+    assert webhook is not None
+    assert sweep(ctx).notified == 1  # queued; the webhook's thread sends it (here: deliver)
+    assert webhook.deliver() == 1
     clock.now += timedelta(minutes=30)
     assert sweep(ctx).notified == 0, "still At Risk: nothing new to tell"
     title = provisioning_task(ctx).title
     due = f"{(start + 8 * HOURS):%H:%M} UTC"
     assert hook.texts == [f"Order {number} is At Risk: {title} is at risk (due {due})"]
 
-    hook.status = 500  # the webhook fails: told again at the next sweep
+    hook.status = 500  # the webhook fails: the queue tries again after a back-off
     clock.now = start + 8 * HOURS
-    assert sweep(ctx).notified == 0
-    hook.status = 200
     assert sweep(ctx).notified == 1
+    assert webhook.deliver() == 0 and webhook.pending == 1
+    hook.status = 200
+    assert sweep(ctx).notified == 0, "queued already: not queued twice"
+    assert webhook.deliver() == 0, "not due again yet"
+    clock.now += timedelta(minutes=1)
+    assert webhook.deliver() == 1 and webhook.pending == 0
     assert hook.texts[-1].startswith(f"Order {number} is Late: ")
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
     assert not any("s3cr3t-hook" in line for line in ours)
@@ -236,6 +243,7 @@ def test_fallout_is_told_with_its_reason(world: World, monkeypatch, hook: Hook):
     assert world.order_statuses() == {order: "Fallout"}
     assert sweep(ctx).notified == 1
     assert sweep(ctx).notified == 0
+    assert ctx.webhook is not None and ctx.webhook.deliver() == 1
     (text,) = hook.texts
     number = world.emu.get("Order", order)["OrderNumber"]
     assert text.startswith(f"Order {number} is Fallout: Provisioning: activate licenses")
