@@ -55,6 +55,9 @@ class Context:
     deep_polled_at: datetime | None = None
     #: The newest crosswalk entry the leader has tried held orders against (daemon.held).
     crosswalk_seen: int | None = None
+    #: When the leader last looked for Invoices to plan (daemon.invoices): the next look
+    #: takes the records stored since (None: not yet, so its first look takes them all).
+    invoices_seen: datetime | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

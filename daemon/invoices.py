@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
@@ -38,24 +38,56 @@ SYNC_STATUS = {"Completed": "Transferred", "Fallout": "Failed", "Cancelled": "Ca
 
 
 def plan_invoices(ctx: Context) -> int:
-    """Make a transfer plan for every posted Invoice (with lines) that has none yet."""
+    """Make a transfer plan for every posted Invoice (with lines) that has none yet.
+
+    Only the Invoices stored or changed since the last look, or whose lines were, are
+    read (``source_records (sobject, seen_at)``, looking back ``ctx.overlap`` for a commit
+    that landed late): drafts that never change and Invoices long transferred cost a cycle
+    nothing. The first look of a process reads them all, once.
+    """
     if SYSTEM not in ctx.systems:
         return 0
     now = ctx.clock()
+    since = None if ctx.invoices_seen is None else ctx.invoices_seen - ctx.overlap
     planned = 0
     with ctx.sessions.begin() as session:
-        have_plan = select(Plan.order_id).where(Plan.kind == KIND)
-        invoices = session.scalars(
-            select(SourceRecord)
-            .where(SourceRecord.sobject == INVOICE)
-            .where(SourceRecord.sf_id.not_in(have_plan))
-            .order_by(SourceRecord.sf_id)
-        ).all()
-        for invoice in invoices:
+        for invoice in _unplanned(session, since):
             planned += plan_invoice(ctx, session, invoice, now) is not None
+    ctx.invoices_seen = now
     if planned:
         log.info("%d posted invoices to transfer to the ERP", planned)
     return planned
+
+
+#: Ids per ``IN (...)`` list.
+CHUNK = 500
+
+
+def _unplanned(session: Session, since: datetime | None) -> list[SourceRecord]:
+    """Stored Invoices without a transfer plan: all of them, or those touched since."""
+    have_plan = select(Plan.order_id).where(Plan.kind == KIND)
+    query = select(SourceRecord).where(SourceRecord.sobject == INVOICE)
+    if since is None:
+        query = query.where(SourceRecord.sf_id.not_in(have_plan)).order_by(SourceRecord.sf_id)
+        return list(session.scalars(query))
+    touched = set(session.scalars(_seen_since(INVOICE, SourceRecord.sf_id, since)))
+    invoice_of = SourceRecord.data["InvoiceId"].as_string()
+    touched.update(
+        str(i) for i in session.scalars(_seen_since(INVOICE_LINE, invoice_of, since)) if i
+    )
+    ids = sorted(touched)
+    found: list[SourceRecord] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        planned = set(session.scalars(have_plan.where(Plan.order_id.in_(chunk))))
+        wanted = [i for i in chunk if i not in planned]
+        if wanted:
+            found += session.scalars(query.where(SourceRecord.sf_id.in_(wanted)))
+    return sorted(found, key=lambda r: r.sf_id)
+
+
+def _seen_since(sobject: str, column: Any, since: datetime) -> Select[Any]:
+    return select(column).where(SourceRecord.sobject == sobject, SourceRecord.seen_at >= since)
 
 
 def plan_invoice(

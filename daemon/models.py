@@ -48,6 +48,8 @@ class SourceRecord(Base):
     """A Salesforce record as last seen: the hash of the fields that matter decides echoes."""
 
     __tablename__ = "source_records"
+    #: What the cycle stored since it last looked (daemon.invoices), by index.
+    __table_args__ = (Index("ix_source_records_seen", "sobject", "seen_at"),)
 
     sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
     sf_id: Mapped[str] = mapped_column(String(18), primary_key=True)
@@ -71,6 +73,8 @@ class Plan(Base):
     """One order's plan: its steps are tasks; its status is derived from them."""
 
     __tablename__ = "plans"
+    #: Housekeeping finds the plans settled long ago and not pruned yet (daemon.retention).
+    __table_args__ = (Index("ix_plans_pruned_updated", "pruned_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[str] = mapped_column(String(18), unique=True)
@@ -116,6 +120,9 @@ class Plan(Base):
     #: with the count it last looked at (``SfWriteback.plan_seq``), not times taken by
     #: different instances, which a change committed late could fall behind.
     change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: When housekeeping pruned the settled plan's history (events, source record copies);
+    #: None: not yet (ORDERFLOW_RETENTION_DAYS after it settled).
+    pruned_at: Mapped[datetime | None]
 
     tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.id")
 

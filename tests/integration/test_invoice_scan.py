@@ -1,0 +1,96 @@
+"""Planning Invoices reads what was stored since the last look, not every draft ever polled.
+
+(The long version, 20,000 drafts beside 100,000 settled orders: ``python -m bench.long_runs``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, select
+
+from daemon import store
+from daemon.context import Context
+from daemon.invoices import plan_invoices
+from daemon.models import Plan, SourceRecord
+from tests.integration.world import World
+
+
+def stored(ctx: Context, sobject: str, sf_id: str, **fields: Any) -> None:
+    """A record as the poll stores it, at the clock's time."""
+    now = ctx.clock()
+    with ctx.sessions.begin() as session:
+        store.remember(session, sobject, {"Id": sf_id, **fields}, now, now)
+
+
+def invoice(ctx: Context, n: int, status: str, *, lines: bool = True) -> str:
+    sf_id = f"3tt5g0000000{n:03d}AAA"
+    stored(ctx, "Invoice", sf_id, Status=status, DocumentNumber=f"INV-{n}", TotalAmount=10.0)
+    if lines:
+        stored(ctx, "InvoiceLine", f"3tu5g0000000{n:03d}AAA", InvoiceId=sf_id, Quantity=1)
+    return sf_id
+
+
+@contextmanager
+def loads() -> Iterator[list[str]]:
+    """The source records the ORM loads meanwhile, by id."""
+    seen: list[str] = []
+
+    def loaded(target: SourceRecord, _context: object) -> None:
+        seen.append(target.sf_id)
+
+    event.listen(SourceRecord, "load", loaded)
+    try:
+        yield seen
+    finally:
+        event.remove(SourceRecord, "load", loaded)
+
+
+def planned(ctx: Context) -> set[str]:
+    with ctx.sessions() as session:
+        return set(session.scalars(select(Plan.order_id).where(Plan.kind == "invoice")))
+
+
+def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
+    ctx = world.context(monkeypatch)
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+
+    def later() -> None:
+        now[0] += ctx.overlap + timedelta(minutes=1)
+
+    drafts = [invoice(ctx, n, "Draft") for n in range(30)]
+    posted = invoice(ctx, 100, "Posted")
+    waiting = invoice(ctx, 101, "Posted", lines=False)
+    with loads() as first:
+        assert plan_invoices(ctx) == 1
+    assert planned(ctx) == {posted}
+    assert set(drafts) <= set(first), "the first look of a process reads them all"
+
+    later()  # records stored within ctx.overlap of a look are read once more (late commits)
+    assert plan_invoices(ctx) == 0
+    later()
+    with loads() as idle:
+        assert plan_invoices(ctx) == 0
+    assert idle == [], "nothing changed: nothing read"
+
+    # A draft posted, the lines of an invoice that waited for them, a new posted invoice.
+    later()
+    stored(ctx, "Invoice", drafts[3], Status="Posted", DocumentNumber="INV-3", TotalAmount=10.0)
+    stored(ctx, "InvoiceLine", "3tu5g0000000101AAA", InvoiceId=waiting, Quantity=2)
+    fresh = invoice(ctx, 102, "Posted")
+    later()
+    with loads() as changed:
+        assert plan_invoices(ctx) == 3
+    assert planned(ctx) == {posted, drafts[3], waiting, fresh}
+    assert set(changed).isdisjoint(set(drafts) - {drafts[3]}), "the other drafts are not read"
+
+    later()
+    assert plan_invoices(ctx) == 0
+    later()
+    with loads() as idle_again:
+        assert plan_invoices(ctx) == 0
+    assert idle_again == []
