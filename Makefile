@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.resync_memory
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.long_runs
 
 # SIGKILL and restart, faults on every link, the bad-input corpus (short runs: make test).
 reliability: $(STAMP)

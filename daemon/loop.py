@@ -3,7 +3,8 @@
 A ``schedule.Scheduler`` holds the loop's jobs: the sync cycle (re-armed after each run
 with the pacing's next wait, daemon.pacing) and the jeopardy sweep on its own cadence
 (``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.jeopardy), and hourly housekeeping (callback
-receipts past their use, daemon.callbacks). Between jobs the loop waits on the
+receipts past their use, daemon.callbacks; the history of plans settled longer than
+``ORDERFLOW_RETENTION_DAYS`` ago, daemon.retention). Between jobs the loop waits on the
 stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
@@ -34,6 +35,7 @@ from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
+from daemon.retention import prune_history
 from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
 from orchestration.errors import RecordError, RetriableError
@@ -156,6 +158,7 @@ def run_forever(
     heartbeat: Heartbeat | None = None,
     wakeup: Wakeup | None = None,
     jeopardy_interval: float | None = 30.0,
+    retention_days: int = 90,
 ) -> None:
     """Run cycles, ``interval`` seconds apart, and a jeopardy sweep every
     ``jeopardy_interval`` seconds (None: none), until ``stop`` is set.
@@ -192,6 +195,7 @@ def run_forever(
     def housekeeping() -> None:
         try:
             pruned = prune_receipts(ctx)
+            prune_history(ctx, retention_days)  # logs what it pruned
         except (OperationalError, IntegrityError) as exc:
             log.warning("housekeeping put off by the database: %s", exc.orig)
             return

@@ -67,6 +67,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 heartbeat=heartbeat,
                 wakeup=wakeup,
                 jeopardy_interval=settings.jeopardy_interval,
+                retention_days=settings.retention_days,
             )
     finally:
         if listener is not None:
