@@ -58,6 +58,9 @@ class Context:
     #: When the leader last looked for Invoices to plan (daemon.invoices): the next look
     #: takes the records stored since (None: not yet, so its first look takes them all).
     invoices_seen: datetime | None = None
+    #: When the leader's writeback last looked at every candidate (daemon.writeback): the
+    #: next looks at the plans changed since, by index (None: every plan, once).
+    written_seen: datetime | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -110,7 +110,8 @@ class Plan(Base):
     cancelled_at: Mapped[datetime | None]
     line_flags: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    #: Indexed: writeback looks at the plans changed since it last looked (daemon.writeback).
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     #: When the plan must next be looked at (daemon.cycle.advance_plans): now, when one of
     #: its steps changed; later, the first retry, planned start or SLA threshold to come;
     #: None, when only an answer from outside can move it. Passes take the due plans only,
@@ -200,7 +201,7 @@ class SfWriteback(Base):
     error: Mapped[str | None] = mapped_column(Text)
     failed_values: Mapped[dict[str, Any] | None]
     attempts: Mapped[int] = mapped_column(default=0)
-    retry_at: Mapped[datetime | None]
+    retry_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     #: On an Order's row: the plan's ``change_seq`` when writeback last looked at it.
     plan_seq: Mapped[int | None]

@@ -1,4 +1,5 @@
-"""Planning Invoices reads what was stored since the last look, not every draft ever polled.
+"""Per-cycle work reads what changed since it last looked, not the history: planning
+Invoices does not read every draft ever polled, writeback not every plan ever written.
 
 (The long version, 20,000 drafts beside 100,000 settled orders: ``python -m bench.long_runs``.)
 """
@@ -12,11 +13,13 @@ from typing import Any
 
 from sqlalchemy import event, select
 
+from bench.common import CALLOUT_RULES
 from daemon import store
 from daemon.context import Context
 from daemon.invoices import plan_invoices
 from daemon.models import Plan, SourceRecord
-from tests.integration.world import World
+from daemon.writeback import write_back
+from tests.integration.world import World, run_until_settled
 
 
 def stored(ctx: Context, sobject: str, sf_id: str, **fields: Any) -> None:
@@ -35,18 +38,18 @@ def invoice(ctx: Context, n: int, status: str, *, lines: bool = True) -> str:
 
 
 @contextmanager
-def loads() -> Iterator[list[str]]:
-    """The source records the ORM loads meanwhile, by id."""
+def loads(model: type[SourceRecord] | type[Plan] = SourceRecord) -> Iterator[list[str]]:
+    """The rows of ``model`` the ORM loads meanwhile, by id."""
     seen: list[str] = []
 
-    def loaded(target: SourceRecord, _context: object) -> None:
-        seen.append(target.sf_id)
+    def loaded(target: Any, _context: object) -> None:
+        seen.append(str(target.sf_id if isinstance(target, SourceRecord) else target.order_id))
 
-    event.listen(SourceRecord, "load", loaded)
+    event.listen(model, "load", loaded)
     try:
         yield seen
     finally:
-        event.remove(SourceRecord, "load", loaded)
+        event.remove(model, "load", loaded)
 
 
 def planned(ctx: Context) -> set[str]:
@@ -94,3 +97,32 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
     with loads() as idle_again:
         assert plan_invoices(ctx) == 0
     assert idle_again == []
+
+
+def test_writeback_reads_the_plans_changed_since_it_last_looked(world: World, monkeypatch):
+    orders = [world.add_order("PLAT-PRO"), world.add_order("PLAT-STD")]
+    ctx = world.context(monkeypatch, rules_file=CALLOUT_RULES)
+    run_until_settled(ctx, world)
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+
+    def later() -> None:
+        now[0] += ctx.overlap + timedelta(minutes=1)
+
+    later()
+    write_back(ctx)  # plans changed within ctx.overlap of the last look: read once more
+    later()
+    with loads(Plan) as idle:
+        assert write_back(ctx) == 0
+    assert idle == [], "nothing changed: no plan read"
+
+    # One plan changes (a flag for a person, as an amendment sets): it alone is read, and
+    # Salesforce shows it.
+    with ctx.sessions.begin() as session:
+        plan = session.scalars(select(Plan).where(Plan.order_id == orders[0])).one()
+        plan.flag = "Look at this order"
+        store.touch(plan, ctx.clock())
+    with loads(Plan) as changed:
+        assert write_back(ctx) == 1
+    assert set(changed) == {orders[0]}
+    assert world.emu.get("Order", orders[0])["Fulfillment_Message__c"] == "Look at this order"
