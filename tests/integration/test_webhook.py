@@ -18,6 +18,7 @@ from daemon.jeopardy import sweep
 from daemon.webhook import GIVE_UP_AFTER, RETRY_FIRST, Webhook
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub
+from tests.integration.test_jeopardy import Clock
 from tests.integration.world import World
 
 
@@ -63,12 +64,7 @@ def hook() -> Iterator[StallingHook]:
     found.server.server_close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def test_a_silent_webhook_never_holds_up_the_sweep_nor_the_stop(
@@ -101,7 +97,7 @@ def test_a_failing_message_is_retried_with_back_off_and_dropped_after_a_day(
 ):
     hook.release.set()
     hook.status = 500
-    clock = Clock()
+    clock = Clock(START)
     webhook = Webhook(SecretStr(hook.url), clock=clock)
     queued_at = clock.now
     assert webhook.post("Order 00000101 is Late")
@@ -128,7 +124,7 @@ def test_a_failing_message_is_retried_with_back_off_and_dropped_after_a_day(
 
 
 def test_a_stalled_webhook_costs_a_short_timeout_and_the_message_waits(hook: StallingHook):
-    clock = Clock()
+    clock = Clock(START)
     webhook = Webhook(SecretStr(hook.url), timeout=0.2, clock=clock)
     assert webhook.post("Order 00000102 is At Risk")
     assert webhook.deliver() == 0 and webhook.pending == 1
@@ -139,6 +135,6 @@ def test_a_stalled_webhook_costs_a_short_timeout_and_the_message_waits(hook: Sta
 
 
 def test_the_queue_is_bounded(hook: StallingHook):
-    webhook = Webhook(SecretStr(hook.url), clock=Clock(), max_queued=2)
+    webhook = Webhook(SecretStr(hook.url), clock=Clock(START), max_queued=2)
     assert [webhook.post(f"message {n}") for n in range(3)] == [True, True, False]
     assert webhook.pending == 2
