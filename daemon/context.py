@@ -61,6 +61,8 @@ class Context:
     #: When the leader's writeback last looked at every candidate (daemon.writeback): the
     #: next looks at the plans changed since, by index (None: every plan, once).
     written_seen: datetime | None = None
+    #: The same for the Invoices' transfer status (daemon.invoices.write_back_invoices).
+    invoices_written: datetime | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -166,19 +166,33 @@ def desired_fields(plan: Plan) -> dict[str, Any]:
 
 
 def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
-    """Write each transfer's document number and status where the Invoice shows others."""
+    """Write each transfer's document number and status where the Invoice shows others.
+
+    After a first look at every transfer plan, only the plans changed since the last
+    complete look and the retries due are read, by index (``ctx.invoices_written``)."""
     now = ctx.clock()
     wb = SfWriteback
+    since = None if ctx.invoices_written is None else ctx.invoices_written - ctx.overlap
+    query = (
+        select(Plan)
+        .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+        .where(Plan.kind == KIND)
+        .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
+        .options(selectinload(Plan.tasks))
+        .order_by(Plan.id)
+    )
     with ctx.sessions() as session:
-        plans = session.scalars(
-            select(Plan)
-            .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
-            .where(Plan.kind == KIND)
-            .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
-            .options(selectinload(Plan.tasks))
-            .order_by(Plan.id)
-            .limit(batch)
-        ).all()
+        if since is None:
+            plans = list(session.scalars(query.limit(batch)))
+        else:
+            changed = select(Plan.id).where(Plan.updated_at >= since, Plan.kind == KIND)
+            retries = (
+                select(Plan.id)
+                .join(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+                .where(wb.retry_at <= now)
+            )
+            ids = {*session.scalars(changed), *session.scalars(retries)}
+            plans = store.plans_by_id(session, query, ids, batch)
         written = {
             r.sf_id: r.written
             for r in session.scalars(
@@ -190,19 +204,25 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
             for p in plans
             if (fields := desired_fields(p)) != written.get(p.order_id)
         ]
+    complete = len(plans) < batch  # every candidate looked at: the next look starts here
     if not changes:
+        if complete:
+            ctx.invoices_written = now
         return 0
     results = ctx.gateway.update(INVOICE, changes)
     done = 0
     with ctx.sessions.begin() as session:
         for change, result in zip(changes, results, strict=True):
             if not result.success and result.transient:
-                continue  # tried again next cycle
+                complete = False  # tried again next cycle: the next look starts no later
+                continue
             fields = {k: v for k, v in change.items() if k != "Id"}
             _remember(session, change["Id"], fields, result.success, result, now)
             done += result.success
             if not result.success:
                 log.warning("invoice %s: writeback refused: %s", change["Id"], result.code)
+    if complete:
+        ctx.invoices_written = now
     return done
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.models import Plan, RuleVersion, SourceRecord, Task, TaskEvent, Watermark
@@ -433,3 +433,20 @@ def manual_tasks_waiting(session: Session, since: datetime) -> list[int]:
             .order_by(Task.id)
         )
     )
+
+
+#: Plan ids per ``IN (...)`` list.
+IDS_PER_QUERY = 500
+
+
+def plans_by_id(session: Session, query: Select[Any], ids: set[int], limit: int) -> list[Plan]:
+    """The first ``limit`` plans of ``query`` among ``ids``, by id, looked up by primary key
+    (a per-cycle pass that knows which plans changed reads those, not the whole table)."""
+    found: list[Plan] = []
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        chunk = ordered[start : start + IDS_PER_QUERY]
+        found += session.scalars(query.where(Plan.id.in_(chunk)).limit(limit - len(found)))
+        if len(found) >= limit:
+            break
+    return found

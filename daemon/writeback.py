@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from daemon import store
 from daemon.context import Context
 from daemon.jeopardy import SlaCache, refresh_plan
 from daemon.models import Plan, SfWriteback
@@ -180,19 +181,7 @@ def _candidates(
     ids.update(session.scalars(_plans_with_child_retries(now)))
     if late:
         ids.update(session.scalars(select(Plan.id).where(Plan.jeopardy == "Late")))
-    found: list[Plan] = []
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), IDS_PER_QUERY):
-        chunk = ordered[start : start + IDS_PER_QUERY]
-        query = _candidate_query(now, late=late).where(Plan.id.in_(chunk))
-        found += session.scalars(query.limit(limit - len(found)))
-        if len(found) >= limit:
-            break
-    return found
-
-
-#: Plan ids per ``IN (...)`` list.
-IDS_PER_QUERY = 500
+    return store.plans_by_id(session, _candidate_query(now, late=late), ids, limit)
 
 
 def _plans_with_retries(now: datetime) -> Any:

@@ -6,6 +6,7 @@ Invoices does not read every draft ever polled, writeback not every plan ever wr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,7 +17,7 @@ from sqlalchemy import event, select
 from bench.common import CALLOUT_RULES
 from daemon import store
 from daemon.context import Context
-from daemon.invoices import plan_invoices
+from daemon.invoices import plan_invoices, write_back_invoices
 from daemon.models import Plan, SourceRecord
 from daemon.writeback import write_back
 from tests.integration.world import World, run_until_settled
@@ -52,6 +53,32 @@ def loads(model: type[SourceRecord] | type[Plan] = SourceRecord) -> Iterator[lis
         event.remove(model, "load", loaded)
 
 
+#: The tables that grow with history: per-cycle work must find its rows by index.
+HISTORY = re.compile(r"^SCAN (plans|source_records|sf_writebacks|tasks|task_events)\b")
+
+
+@contextmanager
+def full_scans(ctx: Context) -> Iterator[list[str]]:
+    """SQLite's plan for every SELECT run meanwhile: the full scans of history tables."""
+    engine = ctx.sessions.kw["bind"]
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    found: list[str] = []
+    try:
+        yield found
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            found += [str(row[-1]) for row in plan if HISTORY.match(str(row[-1]))]
+
+
 def planned(ctx: Context) -> set[str]:
     with ctx.sessions() as session:
         return set(session.scalars(select(Plan.order_id).where(Plan.kind == "invoice")))
@@ -76,9 +103,10 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
     later()  # records stored within ctx.overlap of a look are read once more (late commits)
     assert plan_invoices(ctx) == 0
     later()
-    with loads() as idle:
+    with loads() as idle, full_scans(ctx) as scans:
         assert plan_invoices(ctx) == 0
     assert idle == [], "nothing changed: nothing read"
+    assert scans == [], "found by index"
 
     # A draft posted, the lines of an invoice that waited for them, a new posted invoice.
     later()
@@ -98,6 +126,15 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
         assert plan_invoices(ctx) == 0
     assert idle_again == []
 
+    # Their status goes onto the Invoices once; then no transfer plan is read again.
+    write_back_invoices(ctx)
+    later()
+    write_back_invoices(ctx)
+    later()
+    with loads(Plan) as unwritten, full_scans(ctx) as scans:
+        assert write_back_invoices(ctx) == 0
+    assert unwritten == [] and scans == []
+
 
 def test_writeback_reads_the_plans_changed_since_it_last_looked(world: World, monkeypatch):
     orders = [world.add_order("PLAT-PRO"), world.add_order("PLAT-STD")]
@@ -112,9 +149,10 @@ def test_writeback_reads_the_plans_changed_since_it_last_looked(world: World, mo
     later()
     write_back(ctx)  # plans changed within ctx.overlap of the last look: read once more
     later()
-    with loads(Plan) as idle:
+    with loads(Plan) as idle, full_scans(ctx) as scans:
         assert write_back(ctx) == 0
     assert idle == [], "nothing changed: no plan read"
+    assert scans == [], "the plans written long ago are not scanned"
 
     # One plan changes (a flag for a person, as an amendment sets): it alone is read, and
     # Salesforce shows it.
