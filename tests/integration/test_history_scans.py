@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from bench.common import CALLOUT_RULES
 from daemon import store
 from daemon.context import Context
+from daemon.cycle import run_cycle
 from daemon.invoices import plan_invoices, write_back_invoices
 from daemon.models import Plan, SourceRecord
 from daemon.writeback import write_back
@@ -164,3 +165,20 @@ def test_writeback_reads_the_plans_changed_since_it_last_looked(world: World, mo
         assert write_back(ctx) == 1
     assert set(changed) == {orders[0]}
     assert world.emu.get("Order", orders[0])["Fulfillment_Message__c"] == "Look at this order"
+
+
+def test_an_idle_cycle_finds_every_row_it_needs_by_index(world: World, monkeypatch):
+    for _ in range(3):
+        world.add_order("PLAT-PRO")
+    ctx = world.context(monkeypatch, rules_file=CALLOUT_RULES)
+    run_until_settled(ctx, world)
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+    for _ in range(3):  # past ctx.overlap of the last changes
+        now[0] += ctx.overlap + timedelta(minutes=1)
+        ctx.gateway.pacer.next_poll_at = None  # a poll every cycle, as when busy
+        run_cycle(ctx)
+    with full_scans(ctx) as scans:
+        ctx.gateway.pacer.next_poll_at = None
+        assert run_cycle(ctx).idle
+    assert scans == []
