@@ -208,8 +208,6 @@ def run_forever(
     if jeopardy_interval:
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     scheduler.every().hour.do(housekeeping)
-    if ctx.webhook is not None:
-        ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
         while not stop.is_set():
             scheduler.run_pending()
@@ -218,8 +216,6 @@ def run_forever(
                 cycles.next_run = datetime.now()  # another instance made work: cycle now
     finally:
         event.remove(ctx.sessions, "after_commit", on_commit)
-        if ctx.webhook is not None:
-            ctx.webhook.close()  # not waited for: a slow webhook does not hold up SIGTERM
     notifier.stopping("stopped")
     log.info("stopped")
 

@@ -57,6 +57,8 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
         listener.start()
         notifier.status(f"HTTP listener on {listener.url}")
     log.info("orderflow running, polling every %g s", settings.poll_interval)
+    if ctx.webhook is not None:
+        ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
         with instances.running(ctx, stop) as wakeup:
             run_forever(
@@ -70,6 +72,8 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 retention_days=settings.retention_days,
             )
     finally:
+        if ctx.webhook is not None:
+            ctx.webhook.close()  # not waited for: a slow webhook does not hold up SIGTERM
         if listener is not None:
             listener.stop()
     return 0

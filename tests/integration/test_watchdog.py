@@ -39,6 +39,6 @@ def test_only_the_loops_own_commits_feed_the_heartbeat(monkeypatch, tmp_path):
 
     monkeypatch.setattr(loop, "safe_cycle", cycle)
     monkeypatch.setattr(loop, "next_wait", lambda _ctx, _interval, _report: 0.0)
-    ctx = SimpleNamespace(sessions=sessions, webhook=None)
+    ctx = SimpleNamespace(sessions=sessions)
     loop.run_forever(ctx, 0.001, stop, heartbeat=heartbeat, jeopardy_interval=None)  # type: ignore[arg-type]
     assert since == [100.0, 0.0]

@@ -30,7 +30,7 @@ def run(monkeypatch, *, sweeps_before_stop: int, jeopardy_interval: float | None
     monkeypatch.setattr(loop, "safe_cycle", cycle)
     monkeypatch.setattr(loop, "safe_sweep", sweep)
     monkeypatch.setattr(loop, "next_wait", lambda _ctx, _interval, _report: 0.0)
-    ctx = SimpleNamespace(sessions=sessionmaker(), webhook=None)
+    ctx = SimpleNamespace(sessions=sessionmaker())
     loop.run_forever(ctx, 0.001, stop, jeopardy_interval=jeopardy_interval)  # type: ignore[arg-type]
     return calls
 
