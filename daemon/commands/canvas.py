@@ -17,7 +17,9 @@ HELP = """\
 Serves the canvas (orders, plans, systems) from ORDERFLOW_DATABASE_URL on
 ORDERFLOW_HTTP_HOST:ORDERFLOW_HTTP_PORT (or --host/--port; port 0 picks a free one) and
 prints its URL. Actions (retry, complete, skip; system offline/online) need
-ORDERFLOW_OPERATOR_TOKEN; without it the canvas is read-only.
+ORDERFLOW_OPERATOR_TOKEN; without it the canvas is read-only. Bound beyond loopback
+(e.g. --host 0.0.0.0), reading it needs the token too (or ORDERFLOW_CANVAS_PUBLIC=true),
+and only the names in ORDERFLOW_HTTP_ALLOWED_HOSTS are answered.
 Exit codes: 0 stopped by a signal; 2 bad settings or the port is taken.
 """
 

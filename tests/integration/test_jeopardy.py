@@ -25,11 +25,16 @@ HOURS = timedelta(hours=1)
 
 
 class Hook:
-    """A Slack-compatible incoming webhook: keeps what it is sent, answers ``status``."""
+    """A Slack-compatible incoming webhook: keeps what it is sent, answers ``status``; while
+    ``release`` is clear it holds each request unanswered (a stalled webhook)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.status = 200
+        self.requests = 0
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +43,9 @@ class Hook:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.requests += 1
+                hook.arrived.set()
+                hook.release.wait(60)
                 if hook.status == 200:
                     hook.texts.append(body["text"])
                 self.send_response(hook.status)
@@ -46,6 +54,7 @@ class Hook:
                 self.wfile.write(b"ok")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/s3cr3t-hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -54,6 +63,7 @@ class Hook:
 def hook() -> Iterator[Hook]:
     found = Hook()
     yield found
+    found.release.set()
     found.server.shutdown()
     found.server.server_close()
 
