@@ -48,7 +48,7 @@ def plan_invoices(ctx: Context) -> int:
     if SYSTEM not in ctx.systems:
         return 0
     now = ctx.clock()
-    since = None if ctx.invoices_seen is None else ctx.invoices_seen - ctx.overlap
+    since = store.changed_since(ctx.invoices_seen, ctx.overlap)
     planned = 0
     with ctx.sessions.begin() as session:
         for invoice in _unplanned(session, since):
@@ -172,7 +172,8 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
     complete look and the retries due are read, by index (``ctx.invoices_written``)."""
     now = ctx.clock()
     wb = SfWriteback
-    since = None if ctx.invoices_written is None else ctx.invoices_written - ctx.overlap
+    last_look = None if ctx.membership.shared else ctx.invoices_written
+    since = store.changed_since(last_look, ctx.overlap)  # (shared: see daemon.writeback)
     query = (
         select(Plan)
         .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))

@@ -450,3 +450,14 @@ def plans_by_id(session: Session, query: Select[Any], ids: set[int], limit: int)
         if len(found) >= limit:
             break
     return found
+
+
+#: The least a pass that reads "what changed since its last look" reaches back before that
+#: look: a transaction commits after the time it stamps (a callback handler's, a pass of
+#: several batches), and ``ORDERFLOW_SF_POLL_OVERLAP`` may be set lower than that takes.
+MIN_LOOKBACK = timedelta(minutes=10)
+
+
+def changed_since(last_look: datetime | None, overlap: timedelta) -> datetime | None:
+    """Where such a pass starts reading: None (everything) before its first look."""
+    return None if last_look is None else last_look - max(overlap, MIN_LOOKBACK)

@@ -86,7 +86,10 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     late it is: it is written when that changes (at most once a minute)."""
     now = ctx.clock()
     names = ctx.status_fields
-    since = None if ctx.written_seen is None else ctx.written_seen - ctx.overlap
+    # Several instances change plans in passes of their own, concurrently: the leader
+    # reads every candidate there (a pass may commit long after the time it stamps).
+    last_look = None if ctx.membership.shared else ctx.written_seen
+    since = store.changed_since(last_look, ctx.overlap)
     with ctx.sessions.begin() as session:
         wave = pending_changes(session, now, batch, names, late=late, since=since)
     # Every candidate fits in this wave: the next looks only at what changes from now on.

@@ -91,7 +91,7 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
     ctx.clock = lambda: now[0]
 
     def later() -> None:
-        now[0] += ctx.overlap + timedelta(minutes=1)
+        now[0] += max(ctx.overlap, store.MIN_LOOKBACK) + timedelta(minutes=1)
 
     drafts = [invoice(ctx, n, "Draft") for n in range(30)]
     posted = invoice(ctx, 100, "Posted")
@@ -101,7 +101,7 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
     assert planned(ctx) == {posted}
     assert set(drafts) <= set(first), "the first look of a process reads them all"
 
-    later()  # records stored within ctx.overlap of a look are read once more (late commits)
+    later()  # records stored within the lookback of a look are read once more (late commits)
     assert plan_invoices(ctx) == 0
     later()
     with loads() as idle, full_scans(ctx) as scans:
@@ -145,10 +145,10 @@ def test_writeback_reads_the_plans_changed_since_it_last_looked(world: World, mo
     ctx.clock = lambda: now[0]
 
     def later() -> None:
-        now[0] += ctx.overlap + timedelta(minutes=1)
+        now[0] += max(ctx.overlap, store.MIN_LOOKBACK) + timedelta(minutes=1)
 
     later()
-    write_back(ctx)  # plans changed within ctx.overlap of the last look: read once more
+    write_back(ctx)  # plans changed within the lookback of the last look: read once more
     later()
     with loads(Plan) as idle, full_scans(ctx) as scans:
         assert write_back(ctx) == 0
@@ -174,8 +174,8 @@ def test_an_idle_cycle_finds_every_row_it_needs_by_index(world: World, monkeypat
     run_until_settled(ctx, world)
     now = [ctx.clock()]
     ctx.clock = lambda: now[0]
-    for _ in range(3):  # past ctx.overlap of the last changes
-        now[0] += ctx.overlap + timedelta(minutes=1)
+    for _ in range(3):  # past the lookback of the last changes
+        now[0] += max(ctx.overlap, store.MIN_LOOKBACK) + timedelta(minutes=1)
         ctx.gateway.pacer.next_poll_at = None  # a poll every cycle, as when busy
         run_cycle(ctx)
     with full_scans(ctx) as scans:
