@@ -15,10 +15,10 @@ from daemon import connectors, cutover, db, instances, logs, shadow, wakeup
 from daemon.context import Context
 from daemon.crosswalk import Remapper
 from daemon.http import make_session
-from daemon.notifications import Webhook
 from daemon.settings import Settings
+from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem
-from orchestration.errors import ConfigError
+from orchestration.errors import ConfigError, FatalError
 from orchestration.rules import RuleSet, load_rules
 from salesforce import auth
 from salesforce.budget import PacePolicy, Pacer
@@ -56,8 +56,10 @@ def database(settings: Settings) -> Engine:
 def salesforce(settings: Settings) -> SalesforceGateway:
     """Log in as the settings say and wrap the client in the gateway.
 
-    A refused login raises FatalError (the daemon stops with that one message); the
-    gateway keeps the login function to renew an expired session once per call.
+    A refused login at start is a ConfigError (the credentials or the login URL are the
+    settings to fix: exit 2, which systemd does not restart, so a wrong password is not
+    tried every few seconds until the integration user is locked); the gateway keeps the
+    login function to renew an expired session once per call.
     """
     http = make_session(settings.sf_ca_bundle)
     creds = auth.Credentials(
@@ -93,8 +95,12 @@ def salesforce(settings: Settings) -> SalesforceGateway:
         reserve_interval=settings.sf_reserve_poll_interval,
         probe_interval=settings.sf_limit_probe_interval,
     )
+    try:
+        first = connect()
+    except FatalError as exc:
+        raise ConfigError(str(exc)) from exc
     return SalesforceGateway(
-        connect(),
+        first,
         timeout=settings.sf_timeout,
         relogin=connect if renewable else None,
         pacer=Pacer(policy),
@@ -176,6 +182,8 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
     ctx.cutover = cutover.establish(ctx.sessions, settings.cutover_at, clock())
     if settings.mode == shadow.SHADOW:
         shadow.attach(ctx)  # a parallel run: what would be sent is recorded, nothing else
+    if ctx.webhook is not None:
+        ctx.webhook.clock = lambda: ctx.clock()  # its back-off runs on the daemon's clock
     if db.is_postgres(engine):
         wakeup.notify_on_commit(ctx.sessions)  # a moved task wakes the other instances
     Remapper(settings.remap_config(), ctx).attach()  # legacy CPQ ids, both ways

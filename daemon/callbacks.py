@@ -131,7 +131,8 @@ def _result(system: str, data: dict[str, Any]) -> SubmitResult:
 
 
 def _refuse(status: int, system: str, why: str) -> Answer:
-    log.warning("callback for %s refused (%d): %s", system, status, why)
+    # The system name comes from the path: quoted, so a "%0A" in it cannot forge a line.
+    log.warning("callback for %r refused (%d): %s", system, status, why)
     return status, {"error": why}
 
 

@@ -1,7 +1,8 @@
 """The ``orderflow`` command: the daemon, one-shot sync, the demo and operator tools.
 
-Exit codes: 0 done; 1 a failure at run time (refused login, unsettled demo, differences
-found); 2 bad arguments, settings or input files (one line each on stderr, no traceback).
+Exit codes: 0 done; 1 a failure at run time (a failed ``sync --once`` cycle, unsettled demo,
+differences found); 2 bad arguments, settings, credentials (a refused login) or input files
+(one line each on stderr, no traceback).
 """
 
 from __future__ import annotations

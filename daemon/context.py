@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.auto import REGISTRY, AutoFunction
 from daemon.instances import Membership
 from daemon.models import Task
-from daemon.notifications import Webhook
+from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem, TaskRequest
 from orchestration.records import Order
 from orchestration.rules import RuleSet
@@ -57,6 +57,14 @@ class Context:
     crosswalk_seen: int | None = None
     #: The rules digest the leader has tried held orders against (daemon.held).
     rules_seen: str | None = None
+    #: When the leader last looked for Invoices to plan (daemon.invoices): the next look
+    #: takes the records stored since (None: not yet, so its first look takes them all).
+    invoices_seen: datetime | None = None
+    #: When the leader's writeback last looked at every candidate (daemon.writeback): the
+    #: next looks at the plans changed since, by index (None: every plan, once).
+    written_seen: datetime | None = None
+    #: The same for the Invoices' transfer status (daemon.invoices.write_back_invoices).
+    invoices_written: datetime | None = None
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import adoption, store
@@ -42,24 +42,56 @@ SYNC_STATUS: dict[str, ErpSyncStatus] = {
 
 
 def plan_invoices(ctx: Context) -> int:
-    """Make a transfer plan for every posted Invoice (with lines) that has none yet."""
+    """Make a transfer plan for every posted Invoice (with lines) that has none yet.
+
+    Only the Invoices stored or changed since the last look, or whose lines were, are
+    read (``source_records (sobject, seen_at)``, looking back ``ctx.overlap`` for a commit
+    that landed late): drafts that never change and Invoices long transferred cost a cycle
+    nothing. The first look of a process reads them all, once.
+    """
     if SYSTEM not in ctx.systems:
         return 0
     now = ctx.clock()
+    since = store.changed_since(ctx.invoices_seen, ctx.overlap)
     planned = 0
     with ctx.sessions.begin() as session:
-        have_plan = select(Plan.order_id).where(Plan.kind == KIND)
-        invoices = session.scalars(
-            select(SourceRecord)
-            .where(SourceRecord.sobject == INVOICE)
-            .where(SourceRecord.sf_id.not_in(have_plan))
-            .order_by(SourceRecord.sf_id)
-        ).all()
-        for invoice in invoices:
+        for invoice in _unplanned(session, since):
             planned += plan_invoice(ctx, session, invoice, now) is not None
+    ctx.invoices_seen = now
     if planned:
         log.info("%d posted invoices to transfer to the ERP", planned)
     return planned
+
+
+#: Ids per ``IN (...)`` list.
+CHUNK = 500
+
+
+def _unplanned(session: Session, since: datetime | None) -> list[SourceRecord]:
+    """Stored Invoices without a transfer plan: all of them, or those touched since."""
+    have_plan = select(Plan.order_id).where(Plan.kind == KIND)
+    query = select(SourceRecord).where(SourceRecord.sobject == INVOICE)
+    if since is None:
+        query = query.where(SourceRecord.sf_id.not_in(have_plan)).order_by(SourceRecord.sf_id)
+        return list(session.scalars(query))
+    touched = set(session.scalars(_seen_since(INVOICE, SourceRecord.sf_id, since)))
+    invoice_of = SourceRecord.data["InvoiceId"].as_string()
+    touched.update(
+        str(i) for i in session.scalars(_seen_since(INVOICE_LINE, invoice_of, since)) if i
+    )
+    ids = sorted(touched)
+    found: list[SourceRecord] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        planned = set(session.scalars(have_plan.where(Plan.order_id.in_(chunk))))
+        wanted = [i for i in chunk if i not in planned]
+        if wanted:
+            found += session.scalars(query.where(SourceRecord.sf_id.in_(wanted)))
+    return sorted(found, key=lambda r: r.sf_id)
+
+
+def _seen_since(sobject: str, column: Any, since: datetime) -> Select[Any]:
+    return select(column).where(SourceRecord.sobject == sobject, SourceRecord.seen_at >= since)
 
 
 def plan_invoice(
@@ -143,19 +175,34 @@ def desired_fields(plan: Plan) -> dict[str, Any]:
 
 
 def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
-    """Write each transfer's document number and status where the Invoice shows others."""
+    """Write each transfer's document number and status where the Invoice shows others.
+
+    After a first look at every transfer plan, only the plans changed since the last
+    complete look and the retries due are read, by index (``ctx.invoices_written``)."""
     now = ctx.clock()
     wb = SfWriteback
+    last_look = None if ctx.membership.shared else ctx.invoices_written
+    since = store.changed_since(last_look, ctx.overlap)  # (shared: see daemon.writeback)
+    query = (
+        select(Plan)
+        .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+        .where(Plan.kind == KIND)
+        .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
+        .options(selectinload(Plan.tasks))
+        .order_by(Plan.id)
+    )
     with ctx.sessions() as session:
-        plans = session.scalars(
-            select(Plan)
-            .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
-            .where(Plan.kind == KIND)
-            .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
-            .options(selectinload(Plan.tasks))
-            .order_by(Plan.id)
-            .limit(batch)
-        ).all()
+        if since is None:
+            plans = list(session.scalars(query.limit(batch)))
+        else:
+            changed = select(Plan.id).where(Plan.updated_at >= since, Plan.kind == KIND)
+            retries = (
+                select(Plan.id)
+                .join(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+                .where(wb.retry_at <= now)
+            )
+            ids = {*session.scalars(changed), *session.scalars(retries)}
+            plans = store.plans_by_id(session, query, ids, batch)
         written = {
             r.sf_id: r.written
             for r in session.scalars(
@@ -167,19 +214,26 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
             for p in plans
             if (fields := desired_fields(p)) != written.get(p.order_id)
         ]
+    complete = len(plans) < batch  # every candidate looked at: the next look starts here
     if not changes or ctx.mode == "shadow":
-        return 0  # nothing to write; or a parallel run, which writes nothing (daemon.shadow)
+        # Nothing to write; or a parallel run, which writes nothing (daemon.shadow).
+        if complete:
+            ctx.invoices_written = now
+        return 0
     results = ctx.gateway.update(INVOICE, changes)
     done = 0
     with ctx.sessions.begin() as session:
         for change, result in zip(changes, results, strict=True):
             if not result.success and result.transient:
-                continue  # tried again next cycle
+                complete = False  # tried again next cycle: the next look starts no later
+                continue
             fields = {k: v for k, v in change.items() if k != "Id"}
             _remember(session, change["Id"], fields, result.success, result, now)
             done += result.success
             if not result.success:
                 log.warning("invoice %s: writeback refused: %s", change["Id"], result.code)
+    if complete:
+        ctx.invoices_written = now
     return done
 
 

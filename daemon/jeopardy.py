@@ -136,7 +136,7 @@ def sweep(ctx: Context) -> SweepReport:
     the webhook current while cycles are far apart (the poll backing off when idle).
     """
     from daemon.cycle import advance_plans
-    from daemon.notifications import notify_changes
+    from daemon.webhook import notify_changes
     from daemon.writeback import write_back
 
     report = SweepReport()

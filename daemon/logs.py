@@ -16,6 +16,11 @@
 
 JSON keys, stable: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``, ``exc`` (a
 traceback, when there is one), then the ``extra=`` fields.
+
+- Priority: when stderr is the journal's own stream (``JOURNAL_STREAM`` names its device
+  and inode), every line starts with the syslog priority, ``<3>`` for an error, ``<4>`` a
+  warning, ``<6>`` information, ``<7>`` debug: journald takes it off and files the line
+  under that ``PRIORITY``, so ``journalctl -p err`` finds the errors.
 """
 
 from __future__ import annotations
@@ -139,11 +144,44 @@ def _plain(value: Any) -> Any:
     return redact(str(value))
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: 2 critical, 3 error, 4 warning, 6 info, 7 debug."""
+    for floor, priority in ((50, 2), (40, 3), (30, 4), (20, 6)):
+        if levelno >= floor:
+            return priority
+    return 7
+
+
+def writes_to_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``stream`` is the journal's stream systemd gave the process (its device and
+    inode are ``JOURNAL_STREAM``'s): a redirected stderr is not, and gets no prefix."""
+    env = os.environ if environ is None else environ
+    try:
+        stat = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False  # no file behind it (a StringIO)
+    return env.get("JOURNAL_STREAM", "") == f"{stat.st_dev}:{stat.st_ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """Another formatter's lines, each with its ``<N>`` syslog priority in front."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
 def configure(level: str, *, fmt: Format = "auto", stream: TextIO | None = None) -> Format:
     """Log at ``level`` to stderr (or ``stream``) in ``fmt``; returns the format chosen."""
     chosen = choose_format(fmt)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    formatter: logging.Formatter = JsonFormatter() if chosen == "json" else TextFormatter()
+    handler.setFormatter(JournalFormatter(formatter) if writes_to_journal(out) else formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Third-party chatter: noise at INFO, wanted when someone asks for DEBUG.
     quiet = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))

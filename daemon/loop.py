@@ -3,7 +3,8 @@
 A ``schedule.Scheduler`` holds the loop's jobs: the sync cycle (re-armed after each run
 with the pacing's next wait, daemon.pacing) and the jeopardy sweep on its own cadence
 (``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.jeopardy), and hourly housekeeping (callback
-receipts past their use, daemon.callbacks). Between jobs the loop waits on the
+receipts past their use, daemon.callbacks; the history of plans settled longer than
+``ORDERFLOW_RETENTION_DAYS`` ago, daemon.retention). Between jobs the loop waits on the
 stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
 No error stops the loop but a fatal one (a refused login, a bad setting): whatever else a
@@ -12,8 +13,9 @@ again after a back-off that doubles with each failure in a row, up to
 :data:`MAX_BACKOFF` seconds.
 
 Liveness has one source, the loop's own progress: a beat at each cycle's start and end, at
-every store commit inside a cycle (a long first poll or a big dispatch commits often) and
-at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
+every store commit the loop's own thread makes (a long first poll or a big dispatch commits
+often; a callback handler's commit, on the listener's threads, is not the loop's progress)
+and at least once a poll interval while waiting. Each beat feeds ``/healthz`` and, under
 systemd, sends ``WATCHDOG=1`` (no more often than a quarter of the watchdog period). A loop
 that hangs stops beating, so systemd's watchdog restarts it; no side thread keeps it alive.
 """
@@ -38,7 +40,8 @@ from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
-from daemon.notify import Notifier
+from daemon.retention import prune_history
+from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
 from orchestration.errors import ConfigError, FatalError, RecordError, RetriableError
 
@@ -109,10 +112,17 @@ class Pulse:
         period = notifier.watchdog_period
         self._every = None if period is None else period / 4
         self._last_ping = -float("inf")
+        self._loop = threading.get_ident()  # made by the loop, on its thread
 
     def beat(self, *_args: Any) -> None:
         self.heartbeat.beat()
         self._ping()
+
+    def on_commit(self, *_args: Any) -> None:
+        """A store commit: a beat when the loop made it. The listener's threads commit too
+        (callbacks, canvas actions); they must not keep a hung loop looking alive."""
+        if threading.get_ident() == self._loop:
+            self.beat()
 
     def _ping(self) -> None:
         if self._every is None:
@@ -155,6 +165,7 @@ def run_forever(
     heartbeat: Heartbeat | None = None,
     wakeup: Wakeup | None = None,
     jeopardy_interval: float | None = 30.0,
+    retention_days: int = 90,
 ) -> None:
     """Run cycles, ``interval`` seconds apart, and a jeopardy sweep every
     ``jeopardy_interval`` seconds (None: none), until ``stop`` is set.
@@ -167,7 +178,7 @@ def run_forever(
     notifier = notifier or Notifier()
     heartbeat = heartbeat or Heartbeat(stale_after(interval))
     pulse = Pulse(notifier, heartbeat)
-    on_commit = pulse.beat  # one bound method, so the same one is removed
+    on_commit = pulse.on_commit  # one bound method, so the same one is removed
     event.listen(ctx.sessions, "after_commit", on_commit)
     scheduler = schedule.Scheduler()
 
@@ -191,6 +202,7 @@ def run_forever(
     def housekeeping() -> None:
         try:
             pruned = prune_receipts(ctx)
+            prune_history(ctx, retention_days)  # logs what it pruned
         except (OperationalError, IntegrityError) as exc:
             log.warning("housekeeping put off by the database: %s", exc.orig)
             return

@@ -65,6 +65,8 @@ class SourceRecord(Base):
     """A Salesforce record as last seen: the hash of the fields that matter decides echoes."""
 
     __tablename__ = "source_records"
+    #: What the cycle stored since it last looked (daemon.invoices), by index.
+    __table_args__ = (Index("ix_source_records_seen", "sobject", "seen_at"),)
 
     sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
     sf_id: Mapped[str] = mapped_column(String(18), primary_key=True)
@@ -88,6 +90,8 @@ class Plan(Base):
     """One order's plan: its steps are tasks; its status is derived from them."""
 
     __tablename__ = "plans"
+    #: Housekeeping finds the plans settled long ago and not pruned yet (daemon.retention).
+    __table_args__ = (Index("ix_plans_pruned_updated", "pruned_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[str] = mapped_column(String(18), unique=True)
@@ -123,7 +127,8 @@ class Plan(Base):
     cancelled_at: Mapped[datetime | None]
     line_flags: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    #: Indexed: writeback looks at the plans changed since it last looked (daemon.writeback).
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     #: When the plan must next be looked at (daemon.cycle.advance_plans): now, when one of
     #: its steps changed; later, the first retry, planned start or SLA threshold to come;
     #: None, when only an answer from outside can move it. Passes take the due plans only,
@@ -138,6 +143,9 @@ class Plan(Base):
     #: writeback leaves alone (unset under ORDERFLOW_CUTOVER_WRITEBACK=true).
     adopted_at: Mapped[datetime | None]
     adopted_revision: Mapped[int | None]
+    #: When housekeeping pruned the settled plan's history (events, source record copies);
+    #: None: not yet (ORDERFLOW_RETENTION_DAYS after it settled).
+    pruned_at: Mapped[datetime | None]
 
     tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.id")
 
@@ -218,7 +226,7 @@ class SfWriteback(Base):
     error: Mapped[str | None] = mapped_column(Text)
     failed_values: Mapped[dict[str, Any] | None]
     attempts: Mapped[int] = mapped_column(default=0)
-    retry_at: Mapped[datetime | None]
+    retry_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     #: On an Order's row: the plan's ``change_seq`` when writeback last looked at it.
     plan_seq: Mapped[int | None]

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8787, ge=0, le=65535)
     operator_token: SecretStr | None = None  # the canvas's actions; unset: read-only
+    # The listener's edges (daemon/gate.py): body size, Host names, who may read the canvas
+    http_max_body: int = Field(default=1_048_576, gt=0)
+    http_allowed_hosts: list[str] = []  # empty: the bind address and localhost
+    canvas_public: bool = False  # beyond loopback, the canvas and /metrics need the token
+    # Long runs: days a settled plan's history is kept (daemon/retention.py)
+    retention_days: int = Field(default=90, ge=1)
 
     # Jeopardy: the SLA sweep's cadence, the webhook told of orders At Risk, Late or in
     # Fallout (a secret: it embeds a token), and the names of the fields written back

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon.models import Plan, RuleVersion, SourceRecord, Task, TaskEvent, Watermark
@@ -442,3 +442,31 @@ def manual_tasks_waiting(session: Session, since: datetime) -> list[int]:
             .order_by(Task.id)
         )
     )
+
+
+#: Plan ids per ``IN (...)`` list.
+IDS_PER_QUERY = 500
+
+
+def plans_by_id(session: Session, query: Select[Any], ids: set[int], limit: int) -> list[Plan]:
+    """The first ``limit`` plans of ``query`` among ``ids``, by id, looked up by primary key
+    (a per-cycle pass that knows which plans changed reads those, not the whole table)."""
+    found: list[Plan] = []
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        chunk = ordered[start : start + IDS_PER_QUERY]
+        found += session.scalars(query.where(Plan.id.in_(chunk)).limit(limit - len(found)))
+        if len(found) >= limit:
+            break
+    return found
+
+
+#: The least a pass that reads "what changed since its last look" reaches back before that
+#: look: a transaction commits after the time it stamps (a callback handler's, a pass of
+#: several batches), and ``ORDERFLOW_SF_POLL_OVERLAP`` may be set lower than that takes.
+MIN_LOOKBACK = timedelta(minutes=10)
+
+
+def changed_since(last_look: datetime | None, overlap: timedelta) -> datetime | None:
+    """Where such a pass starts reading: None (everything) before its first look."""
+    return None if last_look is None else last_look - max(overlap, MIN_LOOKBACK)

@@ -40,11 +40,24 @@ def recorded_offline(session: Session) -> set[str]:
 
 
 def offline_systems(ctx: Context, session: Session) -> set[str]:
-    """Systems offline now: as recorded, and any that tripped since the last check."""
-    tripped = {
-        name for name, s in ctx.systems.items() if isinstance(s, GuardedSystem) and s.offline
-    }
-    return recorded_offline(session) | tripped
+    """Systems offline now: as recorded, and any that tripped since the last check.
+
+    The record wins over a connector's own flag: an operator's ``system online`` (another
+    process) is seen here at once, so a pass that runs before the next cycle's
+    :func:`check_systems` (a jeopardy sweep) releases the held steps instead of putting
+    their plans to sleep on a stale "offline".
+    """
+    guarded = {n: s for n, s in ctx.systems.items() if isinstance(s, GuardedSystem)}
+    offline = recorded_offline(session) | {n for n, s in guarded.items() if s.trip_pending}
+    _follow(guarded, offline)
+    return offline
+
+
+def _follow(guarded: dict[str, GuardedSystem], offline: set[str]) -> None:
+    """Tell every connector whether it is offline (calls to one that is are held)."""
+    for name, system in guarded.items():
+        if system.offline != (name in offline):
+            system.set_offline(name in offline)
 
 
 def set_offline(
@@ -109,9 +122,7 @@ def check_systems(ctx: Context) -> None:
                 row.next_probe_at = now + timedelta(seconds=guarded[name].probe_interval)
                 row.updated_at = now
         offline = recorded_offline(session)
-    for name, system in guarded.items():
-        if system.offline != (name in offline):
-            system.set_offline(name in offline)
+    _follow(guarded, offline)
 
 
 def hold_for_offline(ctx: Context, task_id: int, reason: str) -> None:

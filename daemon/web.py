@@ -24,7 +24,9 @@ from starlette.routing import BaseRoute, Route
 
 from daemon import metrics
 from daemon.context import Context
+from daemon.gate import Gate, GateRules, gate_rules
 from daemon.health import Heartbeat
+from daemon.settings import Settings
 from orchestration.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,10 +78,25 @@ def _metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class Listener:
-    """Serves an ASGI app on ``host:port`` (0: a free port) from a background thread."""
+def listener_rules(settings: Settings, host: str) -> GateRules:
+    """The gate's rules for a listener on ``host``, from the settings."""
+    return gate_rules(
+        host,
+        allowed_hosts=settings.http_allowed_hosts,
+        max_body=settings.http_max_body,
+        operator_token=settings.operator_token,
+        canvas_public=settings.canvas_public,
+    )
 
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
+
+class Listener:
+    """Serves an ASGI app on ``host:port`` (0: a free port) from a background thread,
+    behind the gate (daemon.gate: Host names, body size, the token beyond loopback)."""
+
+    def __init__(
+        self, app: Starlette, host: str, port: int, rules: GateRules | None = None
+    ) -> None:
+        gated = Gate(app, rules or gate_rules(host))  # before binding: a refusal binds nothing
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,7 +111,7 @@ class Listener:
                 f"setting ORDERFLOW_HTTP_PORT: cannot listen on {host}:{port}: {exc.strerror}"
             ) from exc
         self.host, self.port = host, int(self._socket.getsockname()[1])
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(gated, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="http", daemon=True

@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from daemon import store
 from daemon.context import Context
 from daemon.jeopardy import SlaCache, refresh_plan
 from daemon.models import Plan, SfWriteback
@@ -87,10 +88,18 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
         return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
     names = ctx.status_fields
+    # Several instances change plans in passes of their own, concurrently: the leader
+    # reads every candidate there (a pass may commit long after the time it stamps).
+    last_look = None if ctx.membership.shared else ctx.written_seen
+    since = store.changed_since(last_look, ctx.overlap)
     with ctx.sessions.begin() as session:
-        wave = pending_changes(session, now, batch, names, late=late)
+        wave = pending_changes(session, now, batch, names, late=late, since=since)
+    # Every candidate fits in this wave: the next looks only at what changes from now on.
+    complete = len(wave.examined) < batch
     if not wave.changes:
         _mark_seen(ctx, wave.examined, now)
+        if complete:
+            ctx.written_seen = now
         return 0
     requests = _requests(wave.changes, names, soql_datetime(now))
     try:
@@ -106,6 +115,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
             results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
     written = _record(ctx, wave.changes, results, now, names)
     _mark_seen(ctx, wave.examined, now)
+    if complete:
+        ctx.written_seen = now
     save_budget(ctx)
     return written
 
@@ -135,14 +146,17 @@ def pending_changes(
     names: StatusFields = _DEFAULT,
     *,
     late: bool = False,
+    since: datetime | None = None,
 ) -> Wave:
     """The field values that differ from what Salesforce was last sent, per record.
 
     Each plan looked at has its jeopardy brought up to ``now`` first (committed with the
-    session), so what is written and what the store says agree."""
+    session), so what is written and what the store says agree. With ``since``, only the
+    plans changed since then (or with a retry due, or Late) are looked at, by index: the
+    settled history is not read."""
     wave = Wave()
     slas = SlaCache()
-    plans = _candidates(session, now, limit, names, late=late)
+    plans = _candidates(session, now, limit, names, late=late, since=since)
     rows = _sent(session, [p.order_id for p in plans])
     for plan in plans:
         refresh_plan(plan, now, slas)
@@ -155,10 +169,35 @@ def pending_changes(
 
 
 def _candidates(
-    session: Session, now: datetime, limit: int, names: StatusFields, *, late: bool
+    session: Session,
+    now: datetime,
+    limit: int,
+    names: StatusFields,
+    *,
+    late: bool,
+    since: datetime | None = None,
 ) -> list[Plan]:
     """Plans changed since their Order was last written, with a retry due, or (``late``)
-    Late."""
+    Late; with ``since``, among the plans changed since, with a retry due or Late only."""
+    if since is None:
+        return list(session.scalars(_candidate_query(now, late=late).limit(limit)))
+    ids = set(session.scalars(select(Plan.id).where(Plan.updated_at >= since)))
+    ids.update(session.scalars(_plans_with_retries(now)))
+    ids.update(session.scalars(_plans_with_child_retries(now)))
+    if late:
+        ids.update(session.scalars(select(Plan.id).where(Plan.jeopardy == "Late")))
+    return store.plans_by_id(session, _candidate_query(now, late=late), ids, limit)
+
+
+def _plans_with_retries(now: datetime) -> Any:
+    return (
+        select(Plan.id)
+        .join(SfWriteback, and_(SfWriteback.sobject == ORDER, SfWriteback.sf_id == Plan.order_id))
+        .where(SfWriteback.retry_at <= now)
+    )
+
+
+def _candidate_query(now: datetime, *, late: bool) -> Any:
     wb = SfWriteback
     wanted = [
         wb.sf_id.is_(None),
@@ -178,9 +217,8 @@ def _candidates(
         .where(or_(*wanted))
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)
-        .limit(limit)
     )
-    return list(session.scalars(query))
+    return query
 
 
 def _plans_with_child_retries(now: datetime) -> Any:

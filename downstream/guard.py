@@ -71,6 +71,11 @@ class GuardedSystem:
                 self._failures, self._tripped = 0, False
             self._offline = offline
 
+    @property
+    def trip_pending(self) -> bool:
+        """Tripped by itself and not yet recorded (see :meth:`take_trip`)."""
+        return self._tripped
+
     def take_trip(self) -> bool:
         """True once after the system went offline by itself (connection failures)."""
         with self._lock:

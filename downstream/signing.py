@@ -25,7 +25,10 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+    """Whether ``signature`` signs ``timestamp`` and ``body``; False for any text at all
+    (compared as bytes: a non-ASCII header is a bad signature, not an error)."""
+    given = signature.encode("utf-8", "replace")
+    return hmac.compare_digest(sign(secret, timestamp, body).encode(), given)
 
 
 def new_correlation_token() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from datetime import date
 from typing import NoReturn
 
 
@@ -36,6 +37,24 @@ def login_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "operator"
+
+
+#: The dates any date option takes: Salesforce's own range of dates. A date outside it
+#: cannot be meant, and one near date.max overflows as soon as a day is added to it.
+FIRST_DAY, LAST_DAY = date(1700, 1, 1), date(4000, 12, 31)
+
+
+def day(text: str) -> date:
+    """A date option's value (YYYY-MM-DD), for every ``--since``/``--until`` and the like."""
+    try:
+        value = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: a date from {FIRST_DAY} to {LAST_DAY}"
+        )
+    return value
 
 
 def say(line: str) -> None:

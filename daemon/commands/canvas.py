@@ -17,7 +17,9 @@ HELP = """\
 Serves the canvas (orders, plans, systems) from ORDERFLOW_DATABASE_URL on
 ORDERFLOW_HTTP_HOST:ORDERFLOW_HTTP_PORT (or --host/--port; port 0 picks a free one) and
 prints its URL. Actions (retry, complete, skip; system offline/online) need
-ORDERFLOW_OPERATOR_TOKEN; without it the canvas is read-only.
+ORDERFLOW_OPERATOR_TOKEN; without it the canvas is read-only. Bound beyond loopback
+(e.g. --host 0.0.0.0), reading it needs the token too (or ORDERFLOW_CANVAS_PUBLIC=true),
+and only the names in ORDERFLOW_HTTP_ALLOWED_HOSTS are answered.
 Exit codes: 0 stopped by a signal; 2 bad settings or the port is taken.
 """
 
@@ -47,7 +49,7 @@ def _canvas(args: argparse.Namespace) -> int:
     from daemon.canvas import CanvasConfig, create_canvas_app
     from daemon.connectors import DEFAULT_SYSTEMS
     from daemon.loop import install_signal_handlers
-    from daemon.web import Listener
+    from daemon.web import Listener, listener_rules
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
@@ -65,7 +67,7 @@ def _canvas(args: argparse.Namespace) -> int:
     )
     host = settings.http_host if args.host is None else args.host
     port = settings.http_port if args.port is None else args.port
-    listener = Listener(create_canvas_app(config), host, port)
+    listener = Listener(create_canvas_app(config), host, port, listener_rules(settings, host))
     stop = threading.Event()
     install_signal_handlers(stop)
     listener.start()

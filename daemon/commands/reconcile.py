@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from datetime import date
 from typing import Any
 
+from daemon import spreadsheet
+from daemon.commands import day
 from orchestration.errors import ConfigError
 
 HELP = """\
@@ -21,13 +21,6 @@ Exit codes: 0 everything matches; 1 differences listed; 2 bad dates or settings.
 """
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def register(commands: Any) -> None:
     reconcile = commands.add_parser(
         "reconcile",
@@ -36,8 +29,8 @@ def register(commands: Any) -> None:
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    reconcile.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
-    reconcile.add_argument("--until", type=_date, required=True, help="last day, YYYY-MM-DD")
+    reconcile.add_argument("--since", type=day, required=True, help="first day, YYYY-MM-DD")
+    reconcile.add_argument("--until", type=day, required=True, help="last day, YYYY-MM-DD")
     reconcile.add_argument("--csv", action="store_true", help="CSV on stdout, for a spreadsheet")
     reconcile.set_defaults(handler=_reconcile)
 
@@ -65,7 +58,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             invoices=app.invoices_enabled(settings, gateway),
         )
     if args.csv:
-        writer = csv.writer(sys.stdout)
+        writer = spreadsheet.Writer(sys.stdout)
         writer.writerow(Difference.FIELDS)
         writer.writerows(d.row() for d in found)
     else:

@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from daemon import spreadsheet
 from daemon.commands import Parser
 
 
@@ -70,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
         report = coverage_report(session, config)
     uses = sorted(report.uses.values(), key=lambda u: (u.legacy_type, u.legacy_id))
     if args.csv:
-        out = csv.writer(sys.stdout, lineterminator="\n")
+        out = spreadsheet.Writer(sys.stdout, lineterminator="\n")
         columns = ["legacy_id", "legacy_type", "fields", "resolved", "standard_id"]
         columns += ["standard_type", "source", "orders"]
         out.writerow(columns)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from daemon.commands import day
 from daemon.resync import FIELDS, OBJECTS, ResyncReport, ResyncSpec, check, objects_with
 
 HELP = """\
@@ -36,13 +37,6 @@ after --until, a range starting after today), unknown --field or --objects, bad 
 """
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def _objects(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in OBJECTS]
@@ -60,8 +54,8 @@ def register(commands: Any) -> None:
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    resync.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
-    resync.add_argument("--until", type=_date, required=True, help="last day, YYYY-MM-DD")
+    resync.add_argument("--since", type=day, required=True, help="first day, YYYY-MM-DD")
+    resync.add_argument("--until", type=day, required=True, help="last day, YYYY-MM-DD")
     resync.add_argument("--field", choices=FIELDS, default="SystemModstamp")
     resync.add_argument("--objects", type=_objects, help="comma-separated: Order,Invoice")
     resync.add_argument("--dry-run", action="store_true", help="report only; write nothing")

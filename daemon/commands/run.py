@@ -11,8 +11,8 @@ from typing import Any
 
 from daemon import golive, logs
 from daemon.context import Context
-from daemon.notify import Notifier
 from daemon.settings import Settings, load_settings
+from daemon.systemd_notify import Notifier
 
 log = logging.getLogger("orderflow")
 
@@ -46,7 +46,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     from daemon.app import context
     from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
-    from daemon.web import Listener, create_app, daemon_routes
+    from daemon.web import Listener, create_app, daemon_routes, listener_rules
 
     ctx = context(settings)
     notifier.status("adopting the orders before the cut-over")
@@ -59,10 +59,13 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     if settings.http_enabled:
         routes = daemon_routes(ctx, operator_token=settings.operator_token)
         app = create_app(ctx, heartbeat=heartbeat, extra_routes=routes)
-        listener = Listener(app, settings.http_host, settings.http_port)
+        rules = listener_rules(settings, settings.http_host)
+        listener = Listener(app, settings.http_host, settings.http_port, rules)
         listener.start()
         notifier.status(f"HTTP listener on {listener.url}")
     log.info("orderflow running, polling every %g s", settings.poll_interval)
+    if ctx.webhook is not None:
+        ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
         with instances.running(ctx, stop) as wakeup:
             run_forever(
@@ -73,8 +76,11 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 heartbeat=heartbeat,
                 wakeup=wakeup,
                 jeopardy_interval=settings.jeopardy_interval,
+                retention_days=settings.retention_days,
             )
     finally:
+        if ctx.webhook is not None:
+            ctx.webhook.close()  # not waited for: a slow webhook does not hold up SIGTERM
         if listener is not None:
             listener.stop()
     return 0
@@ -94,11 +100,11 @@ def _sync(args: argparse.Namespace) -> int:
         adopt_history(ctx)
         golive.switch_at_start(ctx)
         with instances.running(ctx, threading.Event(), listen=False):
-            safe_cycle(ctx)
+            report = safe_cycle(ctx)
     finally:
         if single is not None:
             single.release()
-    return 0
+    return 0 if report is not None else 1  # cron and scripts see a failed cycle
 
 
 def _require_cutover(settings: Settings) -> None:

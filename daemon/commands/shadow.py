@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.commands import Parser
-from daemon.commands.reconcile import _date
+from daemon.commands import Parser, day
 from orchestration.errors import ConfigError
 
 HELP = """\
@@ -52,8 +51,8 @@ def register(commands: Any) -> None:
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
-    report.add_argument("--until", type=_date, required=True, help="last day, YYYY-MM-DD")
+    report.add_argument("--since", type=day, required=True, help="first day, YYYY-MM-DD")
+    report.add_argument("--until", type=day, required=True, help="last day, YYYY-MM-DD")
     report.add_argument("--legacy", type=_legacy, action="append", default=[], metavar="SYS=CSV")
     out = report.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true", help="CSV on stdout")

@@ -34,6 +34,8 @@ def bare_env() -> dict[str, str]:
         (["--since", "yesterday", "--until", "2026-12-01"], "'yesterday' is not a date"),
         (["--since", "2026-11-07", "--until", "2026-11-01"], "is after --until"),
         (["--since", "2099-01-01", "--until", "2099-01-07"], "starts in the future"),
+        (["--since", "2026-11-01", "--until", "9999-12-31"], "'9999-12-31' is out of range"),
+        (["--since", "0001-01-01", "--until", "2026-11-07"], "'0001-01-01' is out of range"),
         ([*WEEK, "--field", "X"], "invalid choice"),
         ([*WEEK, "--objects", "Quote"], "'Quote'"),
         (

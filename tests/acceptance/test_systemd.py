@@ -126,6 +126,9 @@ def test_the_unit_is_hardened_and_notify_typed():
     assert int(one["TimeoutStopSec"]) > 0
     assert one["Restart"] == "on-failure"
     assert one["RestartPreventExitStatus"] == "2"
+    # A restart loop stops within minutes: the burst fits in the interval at RestartSec.
+    burst, within = int(one["StartLimitBurst"]), int(one["StartLimitIntervalSec"])
+    assert 0 < burst * int(one["RestartSec"]) < within <= 900
     assert one["DynamicUser"] == "yes"
     assert one["StateDirectory"] == "orderflow"
     assert one["ProtectSystem"] == "strict"

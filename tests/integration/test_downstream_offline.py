@@ -3,40 +3,57 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from daemon.cli import main
+from daemon.context import Context
 from daemon.cycle import run_cycle
+from daemon.jeopardy import safe_sweep
 from daemon.models import SystemState
 from orchestration.states import StepState
 from tests.integration.downstream_world import cycle_until, tasks
 from tests.integration.world import World, run_until_settled
 
 
-def test_a_system_that_stops_answering_goes_offline_and_its_steps_resume_once(
-    world: World, monkeypatch
-):
-    provisioning = world.stubs["provisioning"]
-    ctx = world.context(monkeypatch, provisioning_offline_after=2, provisioning_probe_interval=60)
+def held(ctx: Context) -> bool:
+    states = [t.state for t in tasks(ctx, "provisioning")]
+    return len(states) == 3 and all(s == StepState.ON_HOLD for s in states)
+
+
+def silent_provisioning(
+    world: World, monkeypatch: pytest.MonkeyPatch, probe_interval: int
+) -> tuple[Context, Callable[..., None]]:
+    """Provisioning stops answering with an order of three licences to send: cycles run
+    until the daemon takes it offline and holds the steps. The context, and a tick (30 s
+    of its clock, past retry back-offs, then a cycle)."""
+    ctx = world.context(
+        monkeypatch, provisioning_offline_after=2, provisioning_probe_interval=probe_interval
+    )
     now = [datetime.now(UTC) + timedelta(seconds=2)]
     ctx.clock = lambda: now[0]
 
     def tick(cycles: int = 1) -> None:
         for _ in range(cycles):
-            now[0] += timedelta(seconds=30)  # past retry back-offs
+            now[0] += timedelta(seconds=30)
             run_cycle(ctx)
 
-    provisioning.go_offline()
+    world.stubs["provisioning"].go_offline()
     world.add_order("PLAT-PRO", "ADD-SSO", "ADD-AUDIT")
-
-    def held() -> bool:
-        states = [t.state for t in tasks(ctx, "provisioning")]
-        return len(states) == 3 and all(s == StepState.ON_HOLD for s in states)
-
     for _ in range(10):
         tick()
-        if held():
+        if held(ctx):
             break
+    return ctx, tick
+
+
+def test_a_system_that_stops_answering_goes_offline_and_its_steps_resume_once(
+    world: World, monkeypatch
+):
+    provisioning = world.stubs["provisioning"]
+    ctx, tick = silent_provisioning(world, monkeypatch, probe_interval=60)
     with ctx.sessions() as session:
         state = session.get(SystemState, "provisioning")
         assert state is not None and (state.offline, state.mode) == (True, "auto")
@@ -45,7 +62,7 @@ def test_a_system_that_stops_answering_goes_offline_and_its_steps_resume_once(
     spent = [t.attempts for t in tasks(ctx, "provisioning")]
     assert max(spent) <= 1
     tick(3)  # still down: probes fail, the steps keep waiting and keep their retries
-    assert held()
+    assert held(ctx)
     assert [t.attempts for t in tasks(ctx, "provisioning")] == spent
 
     provisioning.come_online()
@@ -66,11 +83,11 @@ def test_an_operator_takes_a_system_offline_and_back(world: World, monkeypatch, 
     assert main(["system", "offline", "billing", "--reason", "maintenance window"]) == 0
     world.add_order("PLAT-PRO", "ADD-SSO")
 
-    def held() -> bool:
+    def billing_held() -> bool:
         states = [t.state for t in tasks(ctx, "billing")]
         return len(states) == 2 and all(s == StepState.ON_HOLD for s in states)
 
-    cycle_until(ctx, held)
+    cycle_until(ctx, billing_held)
     assert billing.stats()["requests"] == 0
     capsys.readouterr()
     assert main(["system", "list", "--json"]) == 0
@@ -91,3 +108,20 @@ def test_an_unknown_system_is_one_line_and_exit_2(world: World, monkeypatch, cap
     assert main(["system", "offline", "crm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orderflow: no system named 'crm' (set ORDERFLOW_CRM_URL)"]
+
+
+def test_held_steps_resume_after_online_even_with_a_sweep_before_the_next_cycle(
+    world: World, monkeypatch
+):
+    # The daemon took provisioning offline by itself; an operator brings it back from
+    # another process; the jeopardy sweep runs before the next cycle, while the daemon's
+    # connector still says offline. The sweep must not leave the held steps asleep.
+    provisioning = world.stubs["provisioning"]
+    ctx, _tick = silent_provisioning(world, monkeypatch, probe_interval=3600)
+    assert held(ctx)
+    provisioning.come_online()
+    assert main(["system", "online", "provisioning"]) == 0
+    assert safe_sweep(ctx) is not None  # between `online` and the next cycle
+    run_until_settled(ctx, world)
+    assert set(world.order_statuses().values()) == {"Completed"}
+    assert provisioning.stats()["effects"] == 3

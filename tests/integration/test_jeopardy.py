@@ -25,11 +25,16 @@ HOURS = timedelta(hours=1)
 
 
 class Hook:
-    """A Slack-compatible incoming webhook: keeps what it is sent, answers ``status``."""
+    """A Slack-compatible incoming webhook: keeps what it is sent, answers ``status``; while
+    ``release`` is clear it holds each request unanswered (a stalled webhook)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.status = 200
+        self.requests = 0
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +43,9 @@ class Hook:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.requests += 1
+                hook.arrived.set()
+                hook.release.wait(60)
                 if hook.status == 200:
                     hook.texts.append(body["text"])
                 self.send_response(hook.status)
@@ -46,6 +54,7 @@ class Hook:
                 self.wfile.write(b"ok")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/s3cr3t-hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -54,6 +63,7 @@ class Hook:
 def hook() -> Iterator[Hook]:
     found = Hook()
     yield found
+    found.release.set()
     found.server.shutdown()
     found.server.server_close()
 
@@ -179,18 +189,25 @@ def test_the_webhook_is_told_once_per_change_and_its_url_is_never_logged(
     assert start is not None
     number = world.emu.get("Order", order)["OrderNumber"]
     clock.now = start + 6 * HOURS
-    assert sweep(ctx).notified == 1
+    webhook = ctx.webhook
+    assert webhook is not None
+    assert sweep(ctx).notified == 1  # queued; the webhook's thread sends it (here: deliver)
+    assert webhook.deliver() == 1
     clock.now += timedelta(minutes=30)
     assert sweep(ctx).notified == 0, "still At Risk: nothing new to tell"
     title = provisioning_task(ctx).title
     due = f"{(start + 8 * HOURS):%H:%M} UTC"
     assert hook.texts == [f"Order {number} is At Risk: {title} is at risk (due {due})"]
 
-    hook.status = 500  # the webhook fails: told again at the next sweep
+    hook.status = 500  # the webhook fails: the queue tries again after a back-off
     clock.now = start + 8 * HOURS
-    assert sweep(ctx).notified == 0
-    hook.status = 200
     assert sweep(ctx).notified == 1
+    assert webhook.deliver() == 0 and webhook.pending == 1
+    hook.status = 200
+    assert sweep(ctx).notified == 0, "queued already: not queued twice"
+    assert webhook.deliver() == 0, "not due again yet"
+    clock.now += timedelta(minutes=1)
+    assert webhook.deliver() == 1 and webhook.pending == 0
     assert hook.texts[-1].startswith(f"Order {number} is Late: ")
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
     assert not any("s3cr3t-hook" in line for line in ours)
@@ -236,6 +253,7 @@ def test_fallout_is_told_with_its_reason(world: World, monkeypatch, hook: Hook):
     assert world.order_statuses() == {order: "Fallout"}
     assert sweep(ctx).notified == 1
     assert sweep(ctx).notified == 0
+    assert ctx.webhook is not None and ctx.webhook.deliver() == 1
     (text,) = hook.texts
     number = world.emu.get("Order", order)["OrderNumber"]
     assert text.startswith(f"Order {number} is Fallout: Provisioning: activate licenses")

@@ -6,7 +6,7 @@ import pytest
 
 from daemon.cycle import run_cycle
 from daemon.models import Task, TaskEvent
-from orchestration.errors import FatalError
+from orchestration.errors import ConfigError
 from salesforce.emulator.seed import seed_demo_org
 from tests.integration.world import World, run_until_settled
 
@@ -128,7 +128,8 @@ def test_a_refused_writeback_is_recorded_not_retried_in_a_loop(world: World, mon
 
 def test_the_emulator_certificate_is_refused_without_its_ca(world: World, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(world.emu.ca_file))
-    with pytest.raises(FatalError, match="TLS certificate is not trusted"):
+    with pytest.raises(ConfigError, match="TLS certificate is not trusted"):
         # The environment names the emulator's CA, but the daemon's setting (system CAs)
-        # is what counts: TLS stays verified against what the operator configured.
+        # is what counts: TLS stays verified against what the operator configured. At
+        # start, a setting to fix (exit 2).
         world.context(monkeypatch, sf_ca_bundle="/etc/ssl/certs/ca-certificates.crt")

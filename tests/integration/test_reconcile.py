@@ -34,7 +34,7 @@ def test_reconcile_finds_nothing_when_all_match_then_lists_each_difference(
         "invoices",
         {
             "invoice_id": "3tt5g00000000ZZAAA",
-            "invoice_number": "INV-9",
+            "invoice_number": '=HYPERLINK("http://evil.example/","INV-9")',
             "total_amount": 5.0,
             "invoice_date": "2026-12-09",
             "lines": [],
@@ -57,6 +57,9 @@ def test_reconcile_finds_nothing_when_all_match_then_lists_each_difference(
     by_kind = {r["kind"]: r for r in rows}
     assert by_kind["invoice_without_erp_document"]["salesforce_id"] == late
     assert by_kind["amount_differs"]["detail"] == "Salesforce 999.00, ERP 1000.0"
+    # The hand-keyed number is a formula: the spreadsheet must show it as text.
+    hostile = by_kind["erp_document_without_invoice"]["salesforce_number"]
+    assert hostile == '\'=HYPERLINK("http://evil.example/","INV-9")'
 
     # Read-only: the reconcile wrote nothing anywhere (reads only, no submits).
     assert world.stubs["erp"].stats()["requests"] == erp_requests  # no task submitted
@@ -73,6 +76,11 @@ def test_bad_dates_are_one_line_and_exit_2(world: World, monkeypatch, capsys):
     assert info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "argument --since: 'yesterday' is not a date (YYYY-MM-DD)" in line
+    with pytest.raises(SystemExit) as info:
+        main(["reconcile", "--since", "2026-12-01", "--until", "9999-12-31"])
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "argument --until: '9999-12-31' is out of range" in line
     assert main(["reconcile", "--since", "2026-12-31", "--until", "2026-12-01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orderflow: --since 2026-12-31 is after --until 2026-12-01"]

@@ -106,3 +106,39 @@ def test_secret_str_is_found_on_any_model():
         db_url: str = "https://u:pw-long-1@host"
 
     assert logs.secrets_of(M(key=SecretStr("k-long-1"))) == ["k-long-1", "pw-long-1"]
+
+
+def test_under_journald_each_json_line_starts_with_its_priority(tmp_path, monkeypatch):
+    path = tmp_path / "journal-stream"
+    with path.open("w") as stream:
+        stat = path.stat()
+        monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino}")
+        logs.configure("DEBUG", fmt="auto", stream=stream)
+        try:
+            log = logging.getLogger("orderflow.test")
+            log.error("refused")
+            log.warning("slow")
+            log.info("cycle")
+            log.debug("detail")
+        finally:
+            logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    lines = path.read_text().splitlines()
+    assert [line[:3] for line in lines] == ["<3>", "<4>", "<6>", "<7>"]
+    assert [json.loads(line[3:])["message"] for line in lines] == [
+        "refused",
+        "slow",
+        "cycle",
+        "detail",
+    ]
+
+
+def test_a_stream_that_is_not_the_journals_gets_no_prefix(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")  # systemd's, but stderr was redirected
+    path = tmp_path / "redirected.log"
+    with path.open("w") as stream:
+        logs.configure("INFO", fmt="json", stream=stream)
+        try:
+            logging.getLogger("orderflow.test").error("refused")
+        finally:
+            logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    assert json.loads(path.read_text())["message"] == "refused"
