@@ -21,17 +21,17 @@ const LINE_FIELDS = [
     'OrderItem.OrderId',
 ];
 const TASK_FIELDS = [
-    'Name',
-    'System__c',
-    'Step__c',
-    'State__c',
-    'Jeopardy__c',
-    'Due__c',
-    'Attempts__c',
-    'Message__c',
-    'Planned_Start__c',
-    'Actual_Start__c',
-].map((name) => `Fulfillment_Task__c.${name}`);
+    'Fulfillment_Task__c.Name',
+    'Fulfillment_Task__c.System__c',
+    'Fulfillment_Task__c.Step__c',
+    'Fulfillment_Task__c.State__c',
+    'Fulfillment_Task__c.Jeopardy__c',
+    'Fulfillment_Task__c.Due__c',
+    'Fulfillment_Task__c.Attempts__c',
+    'Fulfillment_Task__c.Message__c',
+    'Fulfillment_Task__c.Planned_Start__c',
+    'Fulfillment_Task__c.Actual_Start__c',
+];
 // The relationship name of Fulfillment_Task__c.Order__c, as a related list.
 export const RELATED_LIST = 'Fulfillment_Tasks__r';
 export const PAGE_SIZE = 200;
