@@ -25,6 +25,7 @@ const TASK_FIELDS = [
     'Fulfillment_Task__c.System__c',
     'Fulfillment_Task__c.Step__c',
     'Fulfillment_Task__c.State__c',
+    'Fulfillment_Task__c.Sequence__c',
     'Fulfillment_Task__c.Jeopardy__c',
     'Fulfillment_Task__c.Due__c',
     'Fulfillment_Task__c.Attempts__c',

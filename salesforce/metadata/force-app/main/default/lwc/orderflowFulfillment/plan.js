@@ -19,23 +19,27 @@ function value(record, field) {
 // Steps without a system are Orderflow's own (manual, milestone, pause, auto).
 const OWN_STEPS = 'Orderflow';
 
-// Salesforce keeps no dependency edges; a step starts only once the steps it depends on
-// are done, so started steps in order of start (planned start for a step not started yet)
-// are in dependency order. Ties and steps with neither keep the plan's order, which is the
-// order Orderflow created the records in (the auto-number Name).
+// Plan order: by Sequence__c (Orderflow writes 1 for a step that waits for none, else one
+// more than the latest step it waits for), so no step comes before one it waits for. Steps
+// with the same number (or none: an older Orderflow) in order of start, planned start,
+// then the order Orderflow created them in (the auto-number Name).
 function when(step) {
     return step.actualStart || step.plannedStart || null;
 }
 
+function nullsLast(a, b) {
+    if (a === b) return 0;
+    if (a === null) return 1;
+    if (b === null) return -1;
+    return a < b ? -1 : 1;
+}
+
 function byPlanOrder(a, b) {
-    const ta = when(a);
-    const tb = when(b);
-    if (ta !== tb) {
-        if (ta === null) return 1;
-        if (tb === null) return -1;
-        return ta < tb ? -1 : 1;
-    }
-    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    return (
+        nullsLast(a.sequence, b.sequence) ||
+        nullsLast(when(a), when(b)) ||
+        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    );
 }
 
 export function toStep(record) {
@@ -56,6 +60,7 @@ export function toStep(record) {
         attempts: attempts || 0,
         hasAttempts: Boolean(attempts),
         message: value(record, 'Message__c'),
+        sequence: value(record, 'Sequence__c'),
         plannedStart: value(record, 'Planned_Start__c'),
         actualStart: value(record, 'Actual_Start__c'),
     };

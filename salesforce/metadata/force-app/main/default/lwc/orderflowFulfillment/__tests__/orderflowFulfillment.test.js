@@ -59,6 +59,7 @@ function task(values) {
         System__c: 'erp',
         Step__c: name,
         State__c: 'Pending',
+        Sequence__c: null,
         Jeopardy__c: null,
         Due__c: null,
         Attempts__c: 0,
@@ -234,6 +235,17 @@ describe('the plan', () => {
         const pending = $(element, `[data-step="${records[1].id}"]`);
         expect(pending.querySelector('[data-id="attempts"]')).toBeNull();
         expect(pending.querySelector('[data-id="due"]')).toBeNull();
+    });
+
+    it('puts no step before a step it waits for, whatever order they were written in', async () => {
+        const records = [
+            task({ Step__c: 'Post invoice', Sequence__c: 3 }),
+            task({ Step__c: 'Confirm sales order', Sequence__c: 2, Planned_Start__c: '2026-12-06T07:00:00.000Z' }),
+            task({ Step__c: 'Create sales order', Sequence__c: 1, Actual_Start__c: '2026-12-06T08:00:00.000Z' }),
+        ];
+        const element = await shown(records);
+        const titles = $$(element, '[data-id="title"]').map((a) => a.textContent);
+        expect(titles).toEqual(['Create sales order', 'Confirm sales order', 'Post invoice']);
     });
 
     it('says when the plan is longer than the page it shows', async () => {
