@@ -169,7 +169,7 @@ export default class OrderflowFulfillment extends LightningElement {
         return this.isLine ? "The order's plan" : 'Plan';
     }
 
-    // The first page only: a plan longer than that is in the Fulfillment Tasks related list.
+    // The first page only: a plan longer than that is on the Fulfillment Tasks tab.
     get more() {
         return Boolean(this.tasks && this.tasks.nextPageToken);
     }
