@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint metadata unit bench reliability clean
+.PHONY: demo test lint metadata lwc unit bench reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint metadata
+test: lint metadata lwc
 	$(BIN)/pytest
 
 # The Salesforce CLI's own library (package.json) converts salesforce/metadata as a deploy
@@ -33,6 +33,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 metadata: node_modules/.package-lock.json
 	node salesforce/metadata/check.mjs
+
+# The Lightning web components' Jest tests (@salesforce/sfdx-lwc-jest, salesforce/metadata).
+lwc: node_modules/.package-lock.json
+	npm run --silent test:lwc
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -46,10 +46,35 @@ def desired(
         }
     for line_id in plan.line_flags or {}:  # a change refused past the point of no return
         out.setdefault((ORDER_ITEM, line_id, plan.order_id), {})[names.line_status] = "Fallout"
-    for task in plan.tasks:
-        out[(names.task_object, task_key(plan, task), plan.order_id)] = _task_fields(
-            plan, task, names
-        )
+    for task, place in zip(plan.tasks, sequence(plan.tasks), strict=True):
+        fields = _task_fields(plan, task, names)
+        fields[names.task_sequence] = place
+        out[(names.task_object, task_key(plan, task), plan.order_id)] = fields
+    return out
+
+
+def sequence(tasks: Sequence[Task]) -> list[int]:
+    """Each task's place in its plan revision, in the order given: 1 when it waits for no
+    step, else one more than the latest step it waits for. Salesforce keeps no dependency
+    edges; this number lets a list sort steps so that none comes before one it waits for."""
+    known = {(t.revision, t.step_id) for t in tasks}
+    waiting = {
+        i: (t.revision, t.step_id, [d for d in t.depends_on or () if (t.revision, d) in known])
+        for i, t in enumerate(tasks)
+    }
+    placed: dict[tuple[int, str], int] = {}
+    out = [0] * len(tasks)
+    while waiting:
+        ready = {
+            i: 1 + max((placed[(rev, d)] for d in deps), default=0)
+            for i, (rev, _, deps) in waiting.items()
+            if all((rev, d) in placed for d in deps)
+        }
+        if not ready:  # a cycle (the rules check refuses them): the rest after the others
+            ready = dict.fromkeys(waiting, max(placed.values(), default=0) + 1)
+        for i, place in ready.items():
+            rev, step, _ = waiting.pop(i)
+            placed[(rev, step)] = out[i] = place
     return out
 
 

@@ -61,6 +61,7 @@ class StatusFields:
     task_system: str = "System__c"
     task_step: str = "Step__c"
     task_state: str = "State__c"
+    task_sequence: str = "Sequence__c"
     task_jeopardy: str = "Jeopardy__c"
     task_planned_start: str = "Planned_Start__c"
     task_actual_start: str = "Actual_Start__c"

@@ -43,9 +43,10 @@ class Emulator:
         admin_api: bool = False,
     ) -> None:
         """``permission_sets``: those of salesforce/metadata assigned to the API user (None:
-        every one); ``admin_api``: the API user is an administrator who sees and may write
-        every field instead (the emulator's own API tests); ``invoices``: whether the org
-        has Invoice objects (Revenue Cloud Billing) and so their metadata deployed."""
+        the integration user's, ``metadata.INTEGRATION_SETS``); ``admin_api``: the API user
+        is an administrator who sees and may write every field instead (the emulator's own
+        API tests); ``invoices``: whether the org has Invoice objects (Revenue Cloud
+        Billing) and so their metadata deployed."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_version = api_version
@@ -53,7 +54,8 @@ class Emulator:
         deployed = metadata.load()
         self.schema = Schema(deployed, invoices=invoices)
         grants = Grants()
-        for name in deployed.permission_sets if permission_sets is None else permission_sets:
+        assigned = metadata.INTEGRATION_SETS if permission_sets is None else permission_sets
+        for name in assigned:
             grants.merge(deployed.permission_sets[name])
         grants.merge(ORG_GRANTS)
         #: The API user's permission sets, applied (``access.revoke`` takes a grant away).

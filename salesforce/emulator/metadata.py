@@ -16,6 +16,9 @@ from pathlib import Path
 from salesforce.emulator.schema import FieldDef
 
 ROOT = Path(__file__).resolve().parents[1] / "metadata"
+#: The sets an admin assigns to Orderflow's integration user (the README says who gets which);
+#: Orderflow_Viewer is for the people who read Orders and is never the API user's.
+INTEGRATION_SETS = ("Orderflow_Integration", "Orderflow_Integration_Invoices")
 _NS = "{http://soap.sforce.com/2006/04/metadata}"
 
 #: Metadata field types as describe names them.
@@ -129,7 +132,8 @@ def package_dirs(root: Path = ROOT) -> list[Path]:
 
 
 def load(root: Path = ROOT) -> Metadata:
-    """Every custom field and permission set of every package directory under ``root``."""
+    """Every custom field and permission set of every package directory under ``root``;
+    what else is deployed (layouts, list views, tabs, components) the emulator leaves out."""
     found = Metadata()
     for package in package_dirs(root):
         for path in sorted(package.glob("**/objects/*/fields/*.field-meta.xml")):

@@ -9,9 +9,12 @@ import { ComponentSet, MetadataConverter } from '@salesforce/source-deploy-retri
 
 const root = dirname(fileURLToPath(import.meta.url));
 const project = JSON.parse(readFileSync(join(root, 'sfdx-project.json'), 'utf8'));
+// Paths relative to the project, as the sf CLI resolves them: the library reads a folder named
+// like a bundle type anywhere in an absolute path (a checkout in ~/src/lwc/) as that bundle.
+process.chdir(root);
 
 async function check(packageDir) {
-  const components = ComponentSet.fromSource(join(root, packageDir));
+  const components = ComponentSet.fromSource(packageDir);
   const listed = components.toArray();
   if (listed.length === 0) {
     throw new Error(`${packageDir}: no metadata components found`);

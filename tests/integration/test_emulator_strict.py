@@ -203,3 +203,32 @@ def test_composite_subrequests_are_checked_one_by_one(emu: Emulator, sf: Any):
     assert bad["httpStatusCode"] == 400
     assert bad["body"][0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     assert emu.get("Order", order)["Jeopardy_Status__c"] == "Late"
+
+
+def test_the_viewer_set_reads_orderflows_fields_and_writes_none(tmp_path: Path):
+    with Emulator(tmp_path / "org", permission_sets=["Orderflow_Viewer"]) as emu:
+        # What a sales user's profile gives them already: Orders, and the API the
+        # Lightning pages use.
+        emu.access.grants.objects["Order"] = {"read", "edit"}
+        emu.access.grants.user.add("ApiEnabled")
+        order = _order(emu)
+        emu.update("Order", order, {"Fulfillment_Status__c": "In Progress"})
+        emu.insert(
+            "Fulfillment_Task__c", {"Order__c": order, "Task_Key__c": "k1", "State__c": "Ready"}
+        )
+        session = pinned_session(emu)
+        sf: Any = connect(emu, session)
+        rows = sf.query(f"SELECT Fulfillment_Status__c FROM Order WHERE Id = '{order}'")
+        assert rows["records"][0]["Fulfillment_Status__c"] == "In Progress"
+        steps = sf.query(
+            "SELECT State__c, Jeopardy__c, Due__c, Message__c FROM Fulfillment_Task__c"
+        )
+        assert [r["State__c"] for r in steps["records"]] == ["Ready"]
+        with pytest.raises(SalesforceMalformedRequest) as exc:
+            sf.Order.update(order, {"Fulfillment_Status__c": "Completed"})
+        assert sf_errors(exc.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        answer = sf.restful(
+            "composite/sobjects", method="POST", json={"records": [_task(order, "k2")]}
+        )
+        assert answer[0]["success"] is False
+        session.close()

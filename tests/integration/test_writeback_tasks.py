@@ -7,7 +7,7 @@ from sqlalchemy import delete
 
 from daemon.context import Context
 from daemon.cycle import run_cycle
-from daemon.models import SfWriteback
+from daemon.models import SfWriteback, Task
 from daemon.writeback import write_back
 from tests.integration.world import World
 
@@ -73,3 +73,19 @@ def test_field_names_are_configurable(world: World, monkeypatch):
     (line,) = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order]
     assert line["Description"] == "On Track"
     assert line["Jeopardy_Status__c"] is None
+
+
+def test_each_task_record_comes_after_the_steps_it_waits_for(world: World, monkeypatch):
+    world.add_order("PLAT-PRO")
+    ctx = world.context(monkeypatch)
+    run_cycle(ctx)
+    shown = {
+        r["Task_Key__c"].split(":")[1]: r["Sequence__c"]
+        for r in world.emu.records("Fulfillment_Task__c")
+    }
+    with ctx.sessions() as session:
+        steps = {t.step_id: t.depends_on for t in session.query(Task)}
+    assert set(shown) == set(steps)
+    assert any(deps for deps in steps.values()), "the plan has dependencies to order"
+    for step, deps in steps.items():
+        assert shown[step] == 1 + max((shown[d] for d in deps), default=0), step

@@ -40,6 +40,7 @@ EXPECTED = {
         "Attempts__c",
         "External_Reference__c",
         "Message__c",
+        "Sequence__c",
     },
 }
 
