@@ -259,6 +259,8 @@ def transition(
         task.started_at = now
     if to in (StepState.COMPLETED, StepState.SKIPPED, StepState.CANCELED):
         task.completed_at = now
+    if to is not StepState.FAILED:
+        task.next_attempt_at = None  # a retry time means something only while Failed
     session.add(
         TaskEvent(
             task_id=task.id,

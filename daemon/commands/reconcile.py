@@ -51,8 +51,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
     settings = load_settings()
     logs.configure("WARNING")
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     systems = app.systems(settings, app.rules(settings).systems)
     with db.sessions(engine)() as session:
         gateway = app.salesforce(settings)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon import logs
+from daemon.commands.colour import paint
 from daemon.models import Plan, Task
 from daemon.settings import load_settings
 from orchestration.errors import ConfigError
@@ -62,8 +63,7 @@ def _status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     with db.sessions(engine)() as session:
         if args.order:
             summary = order_plan(session, args.order)
@@ -213,10 +213,16 @@ def _iso(value: datetime | None) -> str | None:
 def _overview_lines(summary: dict[str, Any]) -> list[str]:
     lines = [f"orders in flight: {summary['orders_in_flight']}", "orders by status:"]
     for status, n in sorted(summary["orders_by_status"].items()):
-        lines.append(f"  {status:<16} {n:>7}")
+        lines.append(f"  {paint(f'{status:<16}', status)} {n:>7}")
+    if not summary["orders_by_status"]:
+        lines.append("  none")
     lines.append("tasks by system and state:")
     for system, states in sorted(summary["tasks_by_system"].items()):
-        lines.append(f"  {system:<16} " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
+        lines.append(
+            f"  {system:<16} " + ", ".join(f"{paint(s)} {n}" for s, n in sorted(states.items()))
+        )
+    if not summary["tasks_by_system"]:
+        lines.append("  none")
     lines.append(f"fallout tasks (waiting for an operator): {summary['fallout_tasks']}")
     lines.append(f"manual tasks waiting: {summary['manual_tasks']}")
     errors = summary["recent_writeback_errors"]
@@ -231,7 +237,7 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
 
 def _plan_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
-        f"order {summary['order_number']} ({summary['order_id']}): {summary['status']}, "
+        f"order {summary['order_number']} ({summary['order_id']}): {paint(summary['status'])}, "
         f"{summary['progress']}% done, plan revision {summary['revision']}, "
         f"rules {summary['rules_version']}",
         f"Salesforce shows: {summary['written_status'] or 'nothing yet'}"
@@ -244,7 +250,7 @@ def _plan_lines(summary: dict[str, Any]) -> list[str]:
     ]
     for step in summary["steps"]:
         where = step["system"] or step["kind"]
-        facts = [step["state"], where, f"attempts {step['attempts']}"]
+        facts = [paint(step["state"]), where, f"attempts {step['attempts']}"]
         if step["not_before"]:
             facts.append(f"not before {step['not_before']}")
         if step["next_attempt_at"]:

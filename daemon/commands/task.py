@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.commands import Parser, positive_int
+from daemon.commands.colour import paint
 from daemon.settings import load_settings
 from orchestration.errors import OperatorError
 from orchestration.states import Resolution
@@ -46,8 +47,7 @@ def _resolve(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or _login()
     settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     try:
         with db.sessions(engine).begin() as session:
             task = store.resolve_task(session, args.id, args.verb, reason, actor, datetime.now(UTC))
@@ -65,16 +65,18 @@ def _list(args: argparse.Namespace) -> int:
     from daemon import db, store
 
     settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     with db.sessions(engine)() as session:
         rows = store.waiting_for_operator(session)
     engine.dispose()
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
+    if not rows:
+        print("nothing waiting for a person")
     for row in rows:
-        print(f"{row['id']:>7}  {row['order']:<10} {row['state']:<15} {row['title']}")
+        state = paint(f"{row['state']:<15}", row["state"])
+        print(f"{row['id']:>7}  {row['order']:<10} {state} {row['title']}")
         if row["message"]:
             print(f"{'':>7}  {row['message']}")
     return 0

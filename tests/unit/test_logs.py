@@ -106,3 +106,15 @@ def test_secret_str_is_found_on_any_model():
         db_url: str = "https://u:pw-long-1@host"
 
     assert logs.secrets_of(M(key=SecretStr("k-long-1"))) == ["k-long-1", "pw-long-1"]
+
+
+def test_json_fields_stay_json(capture):
+    logs.add_secrets([SECRET])
+    stream = capture("json")
+    seconds = {"poll": 0.25, "dispatch": 1.5}
+    logging.getLogger("orderflow.test").info(
+        "cycle", extra={"seconds": seconds, "systems": ["erp", SECRET]}
+    )
+    entry = json.loads(stream.getvalue())
+    assert entry["seconds"] == seconds
+    assert entry["systems"] == ["erp", logs.MASK]
