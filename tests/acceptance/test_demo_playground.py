@@ -9,10 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
 ORDERFLOW = [sys.executable, "-m", "daemon"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,9 @@ def _play(demo: subprocess.Popen[str], workdir: Path) -> None:
         assert sum(json.loads(status.stdout)["orders_by_status"].values()) >= 1
         assert orderflow("remap", "check", cwd=workdir).returncode in (0, 1)
         assert orderflow("doctor", cwd=workdir).returncode == 0
-        with urllib.request.urlopen(canvas, timeout=30) as page:
-            assert page.status == 200
+        page = requests.get(canvas, timeout=30)
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=120) == 0
