@@ -58,7 +58,10 @@ TABS = (
     Tab("fallout", "Fallout"),
     Tab("manual", "Manual Tasks"),
     Tab("completed", "Completed"),
+    Tab("invoices", "Invoices"),
 )
+#: Invoice transfers to the ERP are plans too (``Plan.kind``), counted and listed apart.
+ORDER, INVOICE = "order", "invoice"
 TAB_KEYS = frozenset(t.key for t in TABS)
 
 
@@ -74,8 +77,15 @@ def manual_waiting() -> Any:
     )
 
 
-def tab_filter(key: str) -> ColumnElement[bool] | None:
-    """The WHERE clause of a tab (None: every order)."""
+def tab_filter(key: str) -> ColumnElement[bool]:
+    """The WHERE clause of a tab: invoice transfers under Invoices, orders under the rest."""
+    if key == "invoices":
+        return Plan.kind == INVOICE
+    within = _order_tab(key)
+    return Plan.kind == ORDER if within is None else and_(Plan.kind == ORDER, within)
+
+
+def _order_tab(key: str) -> ColumnElement[bool] | None:
     jeopardy = jeopardy_column(Plan)
     if key == "in-progress":
         return Plan.status.in_(OPEN_STATUSES)
@@ -177,7 +187,7 @@ class OrdersPage:
 def orders_page(session: Session, tab: str, query: str, page: int, now: datetime) -> OrdersPage:
     """One page of orders under a tab and a search, worst first."""
     tab = tab if tab in TAB_KEYS else "all"
-    where = [c for c in (tab_filter(tab), search_filter(session, query)) if c is not None]
+    where = [tab_filter(tab), *[c for c in (search_filter(session, query),) if c is not None]]
     total = int(session.scalar(select(func.count()).select_from(Plan).where(*where)) or 0)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
@@ -221,7 +231,13 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
 def tab_counts(session: Session) -> dict[str, int]:
     """How many orders each tab holds: indexed counts (plans.status, plans.jeopardy)."""
     counts = dict.fromkeys((t.key for t in TABS), 0)
-    for status, n in session.execute(select(Plan.status, func.count()).group_by(Plan.status)):
+    by_status = session.execute(
+        select(Plan.kind, Plan.status, func.count()).group_by(Plan.kind, Plan.status)
+    )
+    for kind, status, n in by_status:
+        if kind == INVOICE:
+            counts["invoices"] += n
+            continue
         counts["all"] += n
         if status in OPEN_STATUSES:
             counts["in-progress"] += n
@@ -234,6 +250,7 @@ def tab_counts(session: Session) -> dict[str, int]:
         rows = session.execute(
             select(jeopardy, func.count())
             .where(jeopardy.in_([AT_RISK, LATE]), Plan.status.in_(UNSETTLED))
+            .where(Plan.kind == ORDER)
             .group_by(jeopardy)
         )
         for level, n in rows:

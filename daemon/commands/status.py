@@ -24,7 +24,8 @@ Without ORDER: everything in flight. With ORDER (an order number, or a 15- or 18
 Order id): that order's plan as a tree, each step under the step it waits for.
 
 --json keys (stable), everything in flight:
-  orders_by_status          {fulfillment status: count}
+  orders_by_status          {fulfillment status: count}  (Orders only)
+  invoices_by_status        {status: count}  (posted Invoices transferred to the ERP)
   tasks_by_system           {system ("internal" when none): {state: count}}
   orders_in_flight          plans Not Started or In Progress
   fallout_tasks             steps in Fatally Failed (waiting for an operator)
@@ -88,6 +89,7 @@ def in_flight(session: Session) -> dict[str, Any]:
         select(func.count())
         .select_from(Plan)
         .where(Plan.state.in_([PlanState.NOT_STARTED, PlanState.IN_PROGRESS]))
+        .where(Plan.kind == "order")
     )
     summary["fallout_tasks"] = session.scalar(
         select(func.count())
@@ -215,6 +217,11 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     for status, n in sorted(summary["orders_by_status"].items()):
         lines.append(f"  {paint(f'{status:<16}', status)} {n:>7}")
     if not summary["orders_by_status"]:
+        lines.append("  none")
+    lines.append("invoices to the ERP by status:")
+    for status, n in sorted(summary["invoices_by_status"].items()):
+        lines.append(f"  {paint(f'{status:<16}', status)} {n:>7}")
+    if not summary["invoices_by_status"]:
         lines.append("  none")
     lines.append("tasks by system and state:")
     for system, states in sorted(summary["tasks_by_system"].items()):
