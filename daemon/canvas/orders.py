@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from daemon.crosswalk import find
+from daemon.flags import flag_text, maybe_flagged
 from daemon.models import Plan, Task
 from orchestration.states import FulfillmentStatus, StepKind, StepState
 from remap.ids import canonical, is_id
@@ -58,6 +59,7 @@ TABS = (
     Tab("fallout", "Fallout"),
     Tab("manual", "Manual Tasks"),
     Tab("completed", "Completed"),
+    Tab("flagged", "Flagged"),
     Tab("invoices", "Invoices"),
 )
 #: Invoice transfers to the ERP are plans too (``Plan.kind``), counted and listed apart.
@@ -81,6 +83,8 @@ def tab_filter(key: str) -> ColumnElement[bool]:
     """The WHERE clause of a tab: invoice transfers under Invoices, orders under the rest."""
     if key == "invoices":
         return Plan.kind == INVOICE
+    if key == "flagged":
+        return maybe_flagged()
     within = _order_tab(key)
     return Plan.kind == ORDER if within is None else and_(Plan.kind == ORDER, within)
 
@@ -212,7 +216,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
             created_at=p.created_at,
             updated_at=p.updated_at,
             age_seconds=max(0, int((now - p.created_at).total_seconds())),
-            attention=p.flag or reasons.get(p.id, "") or (p.writeback_error or ""),
+            attention=flag_text(p) or reasons.get(p.id, "") or (p.writeback_error or ""),
         )
         for p in plans
     ]
@@ -255,6 +259,9 @@ def tab_counts(session: Session) -> dict[str, int]:
         )
         for level, n in rows:
             counts["at-risk" if level == AT_RISK else "late"] += n
+    counts["flagged"] = int(
+        session.scalar(select(func.count()).select_from(Plan).where(maybe_flagged())) or 0
+    )
     counts["manual"] = int(
         session.scalar(select(func.count()).select_from(manual_waiting().distinct().subquery()))
         or 0

@@ -42,6 +42,7 @@ MODULES = [
     "daemon.commands.status",
     "daemon.commands.doctor",
     "daemon.commands.task",
+    "daemon.commands.flag",
     "daemon.commands.system",
     "daemon.commands.reconcile",
     "daemon.commands.resync",

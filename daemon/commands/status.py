@@ -31,13 +31,16 @@ Order id): that order's plan as a tree, each step under the step it waits for.
   fallout_tasks             steps in Fatally Failed (waiting for an operator)
   manual_tasks              manual steps waiting for an operator
   recent_writeback_errors   [{order_id, order_number, error, updated_at}], newest first
+  flagged_orders            [{order, order_id, flag, acknowledged: {actor, reason, at} or
+                             null}]: a change refused past the point of no return, an
+                             Order deleted in flight... ('orderflow flag ack ORDER')
   salesforce                {budget: {api_calls_used, api_calls_left, reserve_calls,
                              under_reserve, poll_interval_seconds, projected_calls_per_day,
                              ...} or null, writeback_refused, writeback_refused_recent,
                              writeback_retrying, flagged_orders}
 one order:
   order_id, order_number, status, state, progress, revision, rules_version,
-  written_status, writeback_error, updated_at,
+  written_status, writeback_error, flag, flag_acknowledged, updated_at,
   steps: [{step_id, title, kind, system, action, state, depends_on, parent, depth,
            not_before, next_attempt_at, attempts, message, external_ref, updated_at}]
   (steps in tree order; parent is the dependency a step is drawn under; times ISO 8601 UTC)
@@ -117,8 +120,10 @@ def in_flight(session: Session) -> dict[str, Any]:
         }
         for p in failed
     ]
+    from daemon.flags import flagged_orders
     from daemon.sf_state import salesforce_status
 
+    summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     return summary
 
@@ -141,6 +146,8 @@ def find_plan(session: Session, ref: str) -> Plan:
 
 def order_plan(session: Session, ref: str) -> dict[str, Any]:
     """One order's plan, its live steps in tree order."""
+    from daemon.flags import acknowledgement, flag_text
+
     plan = find_plan(session, ref)
     return {
         "order_id": plan.order_id,
@@ -152,6 +159,8 @@ def order_plan(session: Session, ref: str) -> dict[str, Any]:
         "rules_version": plan.rules_version,
         "written_status": plan.written_status,
         "writeback_error": plan.writeback_error,
+        "flag": flag_text(plan) or None,
+        "flag_acknowledged": acknowledgement(session, plan),
         "updated_at": _iso(plan.updated_at),
         "steps": _tree([t for t in plan.tasks if t.revision == plan.revision]),
     }
@@ -232,6 +241,11 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("  none")
     lines.append(f"fallout tasks (waiting for an operator): {summary['fallout_tasks']}")
     lines.append(f"manual tasks waiting: {summary['manual_tasks']}")
+    flagged = summary["flagged_orders"]
+    lines.append(f"flagged orders (a person must decide): {len(flagged) or 'none'}")
+    for item in flagged:
+        seen = _acknowledged(item["acknowledged"])
+        lines.append(f"  {paint('Flagged')} {item['order']}: {item['flag']}{seen}")
     errors = summary["recent_writeback_errors"]
     lines.append(f"recent writeback errors: {len(errors) or 'none'}")
     for e in errors:
@@ -240,6 +254,10 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
 
     lines.extend(status_lines(summary["salesforce"]))
     return lines
+
+
+def _acknowledged(ack: dict[str, Any] | None) -> str:
+    return f" (acknowledged by {ack['actor']}: {ack['reason']})" if ack else ""
 
 
 def _plan_lines(summary: dict[str, Any]) -> list[str]:
@@ -253,8 +271,11 @@ def _plan_lines(summary: dict[str, Any]) -> list[str]:
             if summary["writeback_error"]
             else ""
         ),
-        "steps:",
     ]
+    if summary["flag"]:
+        seen = _acknowledged(summary["flag_acknowledged"])
+        lines.append(f"{paint('Flagged')}: {summary['flag']}{seen}")
+    lines.append("steps:")
     for step in summary["steps"]:
         where = step["system"] or step["kind"]
         facts = [paint(step["state"]), where, f"attempts {step['attempts']}"]
