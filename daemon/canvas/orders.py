@@ -19,7 +19,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from daemon.crosswalk import find
 from daemon.flags import flag_text, maybe_flagged
+from daemon.jeopardy import worst_step
 from daemon.models import Plan, Task
+from orchestration.jeopardy import Jeopardy, sentence
 from orchestration.states import FulfillmentStatus, StepKind, StepState
 from remap.ids import canonical, is_id
 
@@ -202,7 +204,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     ).all()
-    reasons = attention(session, [p.id for p in plans])
+    reasons = attention(session, [p.id for p in plans], now)
     rows = [
         OrderRow(
             id=p.id,
@@ -278,11 +280,43 @@ _BLOCKING = (
 )
 
 
-def attention(session: Session, plan_ids: list[int]) -> dict[int, str]:
+def attention(session: Session, plan_ids: list[int], now: datetime) -> dict[int, str]:
     """Per plan, the step that needs looking at and why (fallout first, then retries,
-    holds, and manual steps waiting)."""
+    holds, and manual steps waiting), and the step most late or at risk with its system
+    and due time: an order not On Track always says why."""
     if not plan_ids:
         return {}
+    blocking = _blocking(session, plan_ids)
+    late = _in_jeopardy(session, plan_ids, now)
+    return {
+        plan_id: "; ".join(t for t in (blocking.get(plan_id), late.get(plan_id)) if t)
+        for plan_id in blocking.keys() | late.keys()
+    }
+
+
+def _in_jeopardy(session: Session, plan_ids: list[int], now: datetime) -> dict[int, str]:
+    column = jeopardy_column(Task)
+    if column is None:
+        return {}
+    tasks = session.scalars(
+        select(Task)
+        .join(Plan, Plan.id == Task.plan_id)
+        .where(Task.plan_id.in_(plan_ids), Task.revision == Plan.revision)
+        .where(column.in_([AT_RISK, LATE]), Task.due_at.is_not(None))
+    ).all()
+    by_plan: dict[int, list[Task]] = {}
+    for task in tasks:
+        by_plan.setdefault(task.plan_id, []).append(task)
+    found: dict[int, str] = {}
+    for plan_id, steps in by_plan.items():
+        step = worst_step(steps)
+        if step is not None and step.due_at is not None:
+            title = f"{step.title} on {step.system or 'internal'}"
+            found[plan_id] = sentence(title, Jeopardy(str(step.jeopardy)), step.due_at, now)
+    return found
+
+
+def _blocking(session: Session, plan_ids: list[int]) -> dict[int, str]:
     rows = session.execute(
         select(Task.plan_id, Task.state, Task.kind, Task.title, Task.message)
         .join(Plan, Plan.id == Task.plan_id)
