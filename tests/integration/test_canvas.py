@@ -263,7 +263,7 @@ def test_systems_view_and_taking_a_system_offline(served):
 def test_action_buttons_only_with_a_token_and_a_legend_for_every_state(served):
     from orchestration.states import StepState
 
-    url, ctx, ids = served
+    url, ctx, _ = served
     task = fatal_task(ctx)
     with_token = get(url, f"/canvas/plans/{task.plan_id}", task=task.id).text
     assert 'data-verb="retry"' in with_token
