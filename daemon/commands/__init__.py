@@ -49,4 +49,5 @@ MODULES = [
     "daemon.commands.remap",
     "daemon.commands.canvas",
     "daemon.commands.jeopardy",
+    "daemon.commands.config",
 ]
