@@ -49,6 +49,7 @@ def write_env(workdir: Path, env: Mapping[str, str]) -> Path:
     path = workdir / ".env"
     lines = ["# The settings 'orderflow demo' ran the daemon with (demo secrets only)."]
     lines += [f"{k}='{v}'" for k, v in sorted(env.items()) if k.startswith("ORDERFLOW_")]
+    path.touch(mode=0o600)  # it holds the demo's (throw-away) secrets: the owner's alone
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -55,7 +55,10 @@ def salesforce_status(session: Session) -> dict[str, Any]:
             for w in refused
         ],
         "writeback_retrying": int(retrying or 0),
-        "flagged_orders": flagged_orders(session, limit=SHOWN),
+        "flagged_orders": [
+            {"order": f["order"], "flag": f["flag"]}  # the stable keys of this part
+            for f in flagged_orders(session, limit=SHOWN)
+        ],
     }
 
 

@@ -94,6 +94,7 @@ def test_a_small_demo_settles_and_writes_its_settings(orders, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["duplicate_effects"] == 0
+    assert (workdir / ".env").stat().st_mode & 0o777 == 0o600  # demo secrets: owner only
     env = (workdir / ".env").read_text()
     assert "ORDERFLOW_REMAP_PREFIXES='{" in env
     assert f"ORDERFLOW_DATABASE_URL='sqlite:///{workdir}/orderflow.db'" in env
