@@ -49,6 +49,32 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def open_existing(url: str) -> Engine:
+    """An engine on a database that is already there, brought to the newest migration.
+
+    For the commands that read the store (``status``, ``task``, ``jeopardy``): on a SQLite
+    file that does not exist they raise ConfigError rather than create an empty one and
+    report an empty world.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise ConfigError(f"no database at {path.absolute()} (set ORDERFLOW_DATABASE_URL)")
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory ones."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # make_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -117,13 +143,9 @@ def hold_single_instance(url: str) -> InstanceLock | None:
 
     None for PostgreSQL (several instances are welcome) and in-memory databases.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None  # make_engine says what is wrong with it
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    database = sqlite_path(url)
+    if database is None:
         return None
-    database = Path(str(parsed.database))
     path = database.with_name(database.name + ".instance.lock")
     handle = path.open("a+")
     try:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db, store
+from daemon import db, playground, store
 from downstream.stubs import StubSystem
 from orchestration.states import ErpSyncStatus, Resolution
 from salesforce.emulator import Emulator
@@ -136,10 +134,13 @@ def demo_environment(emu: Emulator, stubs: dict[str, StubSystem], workdir: Path)
     return env
 
 
-def run_demo(orders: int, *, as_json: bool, workdir: Path, timeout: float) -> int:
+def run_demo(
+    orders: int, *, as_json: bool, workdir: Path, timeout: float, keep: bool = False
+) -> int:
+    """Seed, run the daemon until every order settles, print the summary; with ``keep``,
+    leave the world running as a playground until Ctrl-C (daemon.playground)."""
     started = time.monotonic()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = playground.prepare(workdir)
     emu = Emulator(workdir / "salesforce")
     emu.start()
     migrated = min(orders // 3, max(3, orders // 10))  # orders migrated from CPQ
@@ -156,15 +157,19 @@ def run_demo(orders: int, *, as_json: bool, workdir: Path, timeout: float) -> in
     _say(as_json, f"Salesforce emulator at {emu.url} with {orders} activated orders")
     _say(as_json, f"{migrated} migrated from CPQ, {expected_fallout} with an unmapped legacy id")
     _say(as_json, f"{invoices} posted invoices; provisioning completes asynchronously")
+    env = {
+        **demo_environment(emu, stubs, workdir),
+        **REMAP_ENVIRONMENT,
+        **ASYNC_ENVIRONMENT,
+        **jeopardy_environment(workdir),
+    }
+    if keep:  # a known port, so the canvas URL can be printed
+        env["ORDERFLOW_HTTP_PORT"] = str(playground.free_port())
+    playground.write_env(workdir, env)
     with log_path.open("w") as log_file:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "daemon", "run"],
-            env={
-                **demo_environment(emu, stubs, workdir),
-                **REMAP_ENVIRONMENT,
-                **ASYNC_ENVIRONMENT,
-                **jeopardy_environment(workdir),
-            },
+            env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -176,27 +181,35 @@ def run_demo(orders: int, *, as_json: bool, workdir: Path, timeout: float) -> in
         operator.start()
         try:
             settled = _wait(emu, daemon, orders, timeout, quiet=as_json, seen=seen)
+        except BaseException:
+            keep = False  # interrupted while waiting: nothing to keep
+            raise
         finally:
             stop.set()
-            operator.join()
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            operator.join()  # with --keep, manual tasks now wait for a person
+            if not keep:
+                playground.stop(daemon)
     summary = _summary(emu, stubs, workdir, time.monotonic() - started)
     summary.update(_remap_summary(workdir, expected_fallout))
     summary["jeopardy_seen"] = {level: len(ids) for level, ids in seen.items()}
-    for stub in stubs.values():
-        stub.stop()
-    emu.stop()
     if as_json:
-        print(json.dumps(summary, sort_keys=True))
+        print(json.dumps(summary, sort_keys=True), flush=True)
     else:
         _print_summary(summary)
         _print_remap(summary)
+    code = _verdict(summary, settled, expected_fallout, log_path)
+    if keep:
+        port = env["ORDERFLOW_HTTP_PORT"]
+        playground.hold(workdir, f"http://127.0.0.1:{port}/canvas/", daemon)
+    for stub in stubs.values():
+        stub.stop()
+    emu.stop()
+    return code
+
+
+def _verdict(summary: dict[str, Any], settled: bool, expected_fallout: int, log: Path) -> int:
     if not settled:
-        print(f"orderflow: not every order settled; daemon log: {log_path}", file=sys.stderr)
+        print(f"orderflow: not every order settled; daemon log: {log}", file=sys.stderr)
         return 1
     fallout = summary["orders_by_status"].get("Fallout", 0)
     if fallout != expected_fallout:
@@ -222,7 +235,9 @@ def _wait(
         for record in records:
             if record.get("Jeopardy_Status__c") in seen:
                 seen[record["Jeopardy_Status__c"]].add(record["Id"])
-        if not changed and sum(1 for r in records if r.get("Fulfillment_Status__c")) >= 4:
+        # Changes wait for four orders under way (or all of them, in a smaller demo).
+        under_way = sum(1 for r in records if r.get("Fulfillment_Status__c"))
+        if not changed and under_way >= min(4, orders):
             changed = True  # amendments and a cancellation, made once, in flight
             n = make_changes(emu)
             _say(quiet, f"changed {n} orders in flight (change orders, a cancellation)")

@@ -95,7 +95,9 @@ def refresh_plan(plan: Plan, now: datetime, slas: SlaCache | None = None) -> boo
             task.jeopardy, task.due_at = level, found.due_at
             changed = True
     plan_level = None
-    if plan.status not in SETTLED:
+    if plan.status == FulfillmentStatus.FALLOUT.value:
+        plan_level = Jeopardy.FALLOUT.value
+    elif plan.status not in SETTLED:
         plan_level = (worst(t.jeopardy for t in plan.tasks) or Jeopardy.ON_TRACK).value
     if plan.jeopardy != plan_level:
         plan.jeopardy = plan_level

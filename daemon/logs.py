@@ -141,6 +141,10 @@ def _plain(value: Any) -> Any:
         return redact(value)
     if value is None or isinstance(value, bool | int | float):
         return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
     return redact(str(value))
 
 

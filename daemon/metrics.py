@@ -4,7 +4,8 @@ Gauges that describe the store (orders, steps, jeopardy, poll lag) are computed 
 ``/metrics`` is scraped, so they are right after a restart and cost nothing between
 scrapes. The dispatch latency is a histogram observed as calls happen (process-wide).
 
-    orderflow_orders{status}                       plans by fulfillment status
+    orderflow_orders{status}                       Orders by fulfillment status
+    orderflow_invoices{status}                     Invoice transfers to the ERP by status
     orderflow_steps{system,state}                  tasks by system ("internal": none) and state
     orderflow_steps_in_jeopardy{level}             At Risk / Late steps (tasks.jeopardy)
     orderflow_salesforce_api_calls_used            from the last Sforce-Limit-Info seen
@@ -70,6 +71,12 @@ class StoreCollector(Collector):
         for status, n in sorted(counts["orders_by_status"].items()):
             orders.add_metric([status], n)
         yield orders
+        invoices = GaugeMetricFamily(
+            "orderflow_invoices", "Invoice transfers to the ERP by status.", labels=["status"]
+        )
+        for status, n in sorted(counts["invoices_by_status"].items()):
+            invoices.add_metric([status], n)
+        yield invoices
         steps = GaugeMetricFamily(
             "orderflow_steps", "Steps (tasks) by system and state.", labels=["system", "state"]
         )

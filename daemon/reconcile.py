@@ -7,7 +7,11 @@ For a date range it lists:
 - ``erp_document_without_invoice``: an ERP document whose Invoice is not a posted
   Invoice of the range (systems that can list their documents);
 - ``amount_differs`` / ``quantity_differs``: an Invoice and its ERP document disagree;
-- ``step_without_effect``: an Order Completed in Salesforce whose billing or provisioning
+- ``never_planned``: an activated Order effective in the range that Orderflow has no plan
+  for (activated while the daemon was stopped, or never polled);
+- ``status_differs``: the fulfillment status Salesforce shows (the configured field,
+  ORDERFLOW_SF_WRITEBACK_FIELDS) is not the plan's;
+- ``step_without_effect``: an activated Order whose completed billing or provisioning
   step has no effect at the system (no reference, or the system does not know it).
 """
 
@@ -28,6 +32,7 @@ from downstream.protocol import Document, DownstreamSystem, Outcome
 from orchestration.errors import RetriableError
 from orchestration.states import StepState
 from salesforce.children import complete_children
+from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 
 log = logging.getLogger(__name__)
@@ -60,11 +65,12 @@ def reconcile(
     until: date,
     *,
     invoices: bool = True,
+    fields: StatusFields | None = None,
 ) -> list[Difference]:
     """Every difference for invoices dated (with ``invoices``, ORDERFLOW_SF_INVOICES) and
-    orders effective in ``since..until``."""
+    orders effective in ``since..until``; ``fields``: the configured writeback names."""
     found = list(_invoices(gateway, systems.get("erp"), since, until)) if invoices else []
-    found.extend(_orders(gateway, systems, session, since, until))
+    found.extend(_orders(gateway, systems, session, since, until, fields or StatusFields()))
     return found
 
 
@@ -141,14 +147,17 @@ def _orders(
     session: Session,
     since: date,
     until: date,
+    fields: StatusFields,
 ) -> Iterable[Difference]:
+    shown = fields.order_status
     orders = _query(
         gateway,
-        "SELECT Id, OrderNumber FROM Order WHERE Fulfillment_Status__c = 'Completed' "
+        f"SELECT Id, OrderNumber, {shown} FROM Order WHERE Status = 'Activated' "
         f"AND EffectiveDate >= {since.isoformat()} AND EffectiveDate <= {until.isoformat()} "
         "ORDER BY EffectiveDate, Id",
     )
     numbers = {str(o["Id"]): str(o.get("OrderNumber") or "") for o in orders}
+    statuses = {str(o["Id"]): o.get(shown) for o in orders}
     plans = session.scalars(
         select(Plan).where(Plan.order_id.in_(list(numbers))).options(selectinload(Plan.tasks))
     ).all()
@@ -156,8 +165,12 @@ def _orders(
     for order_id, number in numbers.items():
         plan = planned.get(order_id)
         if plan is None:
-            yield Difference("order_not_in_store", "", order_id, number, "", "no plan for it")
+            detail = "activated in Salesforce, no plan in Orderflow"
+            yield Difference("never_planned", "", order_id, number, "", detail)
             continue
+        if statuses[order_id] != plan.status:
+            detail = f"Salesforce {statuses[order_id] or 'nothing'}, Orderflow {plan.status}"
+            yield Difference("status_differs", "", order_id, number, "", detail)
         for task in plan.tasks:
             if task.revision != plan.revision or task.system not in CHECKED_SYSTEMS:
                 continue

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.context import Context
-from daemon.models import Plan, SfBudget, SfWriteback
+from daemon.flags import flagged_orders
+from daemon.models import SfBudget, SfWriteback
 
 BUDGET = "salesforce"
 SHOWN = 10
@@ -46,9 +47,6 @@ def salesforce_status(session: Session) -> dict[str, Any]:
     retrying = session.scalar(
         select(func.count()).select_from(SfWriteback).where(SfWriteback.retry_at.is_not(None))
     )
-    flagged = session.scalars(
-        select(Plan).where(Plan.flag.is_not(None)).order_by(Plan.id).limit(SHOWN)
-    ).all()
     return {
         "budget": dict(budget.data, updated_at=budget.updated_at.isoformat()) if budget else None,
         "writeback_refused": int(refused_total or 0),
@@ -57,7 +55,10 @@ def salesforce_status(session: Session) -> dict[str, Any]:
             for w in refused
         ],
         "writeback_retrying": int(retrying or 0),
-        "flagged_orders": [{"order": p.order_number, "flag": p.flag} for p in flagged],
+        "flagged_orders": [
+            {"order": f["order"], "flag": f["flag"]}  # the stable keys of this part
+            for f in flagged_orders(session, limit=SHOWN)
+        ],
     }
 
 
@@ -95,6 +96,4 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
     )
     for item in summary["writeback_refused_recent"]:
         lines.append(f"    {item['sobject']} {item['id']}: {item['error']}")
-    for item in summary["flagged_orders"]:
-        lines.append(f"  flagged order {item['order']}: {item['flag']}")
-    return lines
+    return lines  # flagged orders: status prints them once, in its own section

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from daemon.flags import flag_text
 from daemon.jeopardy import describe_worst
 from daemon.logs import redact
 from daemon.models import Plan, Task
@@ -87,10 +88,9 @@ def task_key(plan: Plan, task: Task) -> str:
 def order_message(plan: Plan, live: Sequence[Task], now: datetime) -> str | None:
     """A sentence for the Order: a flag for a person, else the step that fell out and why,
     else the step most at risk, else a step failing and retrying."""
-    if plan.flag:
-        return plan.flag[:MESSAGE_LENGTH]
-    if plan.line_flags:
-        return "; ".join(dict.fromkeys(plan.line_flags.values()))[:MESSAGE_LENGTH]
+    flagged = flag_text(plan)
+    if flagged:
+        return flagged[:MESSAGE_LENGTH]
     fatal = _first(live, StepState.FATALLY_FAILED)
     if fatal is not None:
         return f"{fatal.title} failed: {fatal.message}"[:MESSAGE_LENGTH]

@@ -259,6 +259,8 @@ def transition(
         task.started_at = now
     if to in (StepState.COMPLETED, StepState.SKIPPED, StepState.CANCELED):
         task.completed_at = now
+    if to is not StepState.FAILED:
+        task.next_attempt_at = None  # a retry time means something only while Failed
     session.add(
         TaskEvent(
             task_id=task.id,
@@ -392,15 +394,24 @@ def unwritten_plans(session: Session, limit: int) -> list[Plan]:
 
 
 def counts(session: Session) -> dict[str, Any]:
-    """Orders by status and tasks by (system, state), for summaries and status."""
-    orders = dict(session.execute(select(Plan.status, func.count()).group_by(Plan.status)).all())
+    """Orders and invoice transfers by status, apart, and tasks by (system, state)."""
+    by_kind: dict[str, dict[str, int]] = {"order": {}, "invoice": {}}
+    rows = session.execute(
+        select(Plan.kind, Plan.status, func.count()).group_by(Plan.kind, Plan.status)
+    )
+    for kind, status, n in rows:
+        by_kind.setdefault(kind, {})[status] = n
     tasks: dict[str, dict[str, int]] = {}
     rows = session.execute(
         select(Task.system, Task.state, func.count()).group_by(Task.system, Task.state)
     )
     for system, state, n in rows:
         tasks.setdefault(system or "internal", {})[state] = n
-    return {"orders_by_status": orders, "tasks_by_system": tasks}
+    return {
+        "orders_by_status": by_kind["order"],
+        "invoices_by_status": by_kind["invoice"],
+        "tasks_by_system": tasks,
+    }
 
 
 def waiting_for_operator(session: Session, limit: int = 500) -> list[dict[str, Any]]:

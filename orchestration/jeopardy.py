@@ -28,18 +28,20 @@ S = StepState
 
 
 class Jeopardy(StrEnum):
-    """What Salesforce shows (``Jeopardy_Status__c``, ``Jeopardy__c``)."""
+    """What Salesforce shows (``Jeopardy_Status__c``, ``Jeopardy__c``). ``Fallout`` is an
+    order's alone, while it is in fallout: never a green On Track beside a failed order."""
 
     ON_TRACK = "On Track"
     AT_RISK = "At Risk"
     LATE = "Late"
+    FALLOUT = "Fallout"
 
     @property
     def rank(self) -> int:
         return _RANK[self]
 
 
-_RANK = {Jeopardy.ON_TRACK: 0, Jeopardy.AT_RISK: 1, Jeopardy.LATE: 2}
+_RANK = {Jeopardy.ON_TRACK: 0, Jeopardy.AT_RISK: 1, Jeopardy.LATE: 2, Jeopardy.FALLOUT: 3}
 
 #: Open states whose clock runs from the moment the step could start (its dependencies
 #: done), though it has not started: it waits for dispatch or for its system.

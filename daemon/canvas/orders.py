@@ -18,7 +18,10 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from daemon.crosswalk import find
+from daemon.flags import flag_text, maybe_flagged
+from daemon.jeopardy import worst_step
 from daemon.models import Plan, Task
+from orchestration.jeopardy import Jeopardy, sentence
 from orchestration.states import FulfillmentStatus, StepKind, StepState
 from remap.ids import canonical, is_id
 
@@ -58,7 +61,11 @@ TABS = (
     Tab("fallout", "Fallout"),
     Tab("manual", "Manual Tasks"),
     Tab("completed", "Completed"),
+    Tab("flagged", "Flagged"),
+    Tab("invoices", "Invoices"),
 )
+#: Invoice transfers to the ERP are plans too (``Plan.kind``), counted and listed apart.
+ORDER, INVOICE = "order", "invoice"
 TAB_KEYS = frozenset(t.key for t in TABS)
 
 
@@ -74,8 +81,17 @@ def manual_waiting() -> Any:
     )
 
 
-def tab_filter(key: str) -> ColumnElement[bool] | None:
-    """The WHERE clause of a tab (None: every order)."""
+def tab_filter(key: str) -> ColumnElement[bool]:
+    """The WHERE clause of a tab: invoice transfers under Invoices, orders under the rest."""
+    if key == "invoices":
+        return Plan.kind == INVOICE
+    if key == "flagged":
+        return maybe_flagged()
+    within = _order_tab(key)
+    return Plan.kind == ORDER if within is None else and_(Plan.kind == ORDER, within)
+
+
+def _order_tab(key: str) -> ColumnElement[bool] | None:
     jeopardy = jeopardy_column(Plan)
     if key == "in-progress":
         return Plan.status.in_(OPEN_STATUSES)
@@ -177,7 +193,7 @@ class OrdersPage:
 def orders_page(session: Session, tab: str, query: str, page: int, now: datetime) -> OrdersPage:
     """One page of orders under a tab and a search, worst first."""
     tab = tab if tab in TAB_KEYS else "all"
-    where = [c for c in (tab_filter(tab), search_filter(session, query)) if c is not None]
+    where = [tab_filter(tab), *[c for c in (search_filter(session, query),) if c is not None]]
     total = int(session.scalar(select(func.count()).select_from(Plan).where(*where)) or 0)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
@@ -188,7 +204,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     ).all()
-    reasons = attention(session, [p.id for p in plans])
+    reasons = attention(session, [p.id for p in plans], now)
     rows = [
         OrderRow(
             id=p.id,
@@ -202,7 +218,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
             created_at=p.created_at,
             updated_at=p.updated_at,
             age_seconds=max(0, int((now - p.created_at).total_seconds())),
-            attention=p.flag or reasons.get(p.id, "") or (p.writeback_error or ""),
+            attention=flag_text(p) or reasons.get(p.id, "") or (p.writeback_error or ""),
         )
         for p in plans
     ]
@@ -221,7 +237,13 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
 def tab_counts(session: Session) -> dict[str, int]:
     """How many orders each tab holds: indexed counts (plans.status, plans.jeopardy)."""
     counts = dict.fromkeys((t.key for t in TABS), 0)
-    for status, n in session.execute(select(Plan.status, func.count()).group_by(Plan.status)):
+    by_status = session.execute(
+        select(Plan.kind, Plan.status, func.count()).group_by(Plan.kind, Plan.status)
+    )
+    for kind, status, n in by_status:
+        if kind == INVOICE:
+            counts["invoices"] += n
+            continue
         counts["all"] += n
         if status in OPEN_STATUSES:
             counts["in-progress"] += n
@@ -234,10 +256,14 @@ def tab_counts(session: Session) -> dict[str, int]:
         rows = session.execute(
             select(jeopardy, func.count())
             .where(jeopardy.in_([AT_RISK, LATE]), Plan.status.in_(UNSETTLED))
+            .where(Plan.kind == ORDER)
             .group_by(jeopardy)
         )
         for level, n in rows:
             counts["at-risk" if level == AT_RISK else "late"] += n
+    counts["flagged"] = int(
+        session.scalar(select(func.count()).select_from(Plan).where(maybe_flagged())) or 0
+    )
     counts["manual"] = int(
         session.scalar(select(func.count()).select_from(manual_waiting().distinct().subquery()))
         or 0
@@ -254,11 +280,43 @@ _BLOCKING = (
 )
 
 
-def attention(session: Session, plan_ids: list[int]) -> dict[int, str]:
+def attention(session: Session, plan_ids: list[int], now: datetime) -> dict[int, str]:
     """Per plan, the step that needs looking at and why (fallout first, then retries,
-    holds, and manual steps waiting)."""
+    holds, and manual steps waiting), and the step most late or at risk with its system
+    and due time: an order not On Track always says why."""
     if not plan_ids:
         return {}
+    blocking = _blocking(session, plan_ids)
+    late = _in_jeopardy(session, plan_ids, now)
+    return {
+        plan_id: "; ".join(t for t in (blocking.get(plan_id), late.get(plan_id)) if t)
+        for plan_id in blocking.keys() | late.keys()
+    }
+
+
+def _in_jeopardy(session: Session, plan_ids: list[int], now: datetime) -> dict[int, str]:
+    column = jeopardy_column(Task)
+    if column is None:
+        return {}
+    tasks = session.scalars(
+        select(Task)
+        .join(Plan, Plan.id == Task.plan_id)
+        .where(Task.plan_id.in_(plan_ids), Task.revision == Plan.revision)
+        .where(column.in_([AT_RISK, LATE]), Task.due_at.is_not(None))
+    ).all()
+    by_plan: dict[int, list[Task]] = {}
+    for task in tasks:
+        by_plan.setdefault(task.plan_id, []).append(task)
+    found: dict[int, str] = {}
+    for plan_id, steps in by_plan.items():
+        step = worst_step(steps)
+        if step is not None and step.due_at is not None:
+            title = f"{step.title} on {step.system or 'internal'}"
+            found[plan_id] = sentence(title, Jeopardy(str(step.jeopardy)), step.due_at, now)
+    return found
+
+
+def _blocking(session: Session, plan_ids: list[int]) -> dict[int, str]:
     rows = session.execute(
         select(Task.plan_id, Task.state, Task.kind, Task.title, Task.message)
         .join(Plan, Plan.id == Task.plan_id)

@@ -31,6 +31,7 @@ from daemon.canvas import actions, display
 from daemon.canvas.orders import PAGE_SIZE, TABS, orders_page
 from daemon.canvas.plan import plan_view, step_detail
 from daemon.canvas.systems import OUTCOME_WINDOW, systems_view
+from orchestration.states import StepState
 
 BASE = "/canvas"
 HERE = Path(__file__).parent
@@ -64,6 +65,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(display.FILTERS)
     env.globals.update(base=BASE, tabs=TABS, page_size=PAGE_SIZE, outcome_window=OUTCOME_WINDOW)
+    env.globals["step_states"] = [s.value for s in StepState]  # the legend: every state
     return env
 
 

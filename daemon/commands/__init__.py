@@ -70,6 +70,7 @@ MODULES = [
     "daemon.commands.status",
     "daemon.commands.doctor",
     "daemon.commands.task",
+    "daemon.commands.flag",
     "daemon.commands.system",
     "daemon.commands.reconcile",
     "daemon.commands.resync",
@@ -78,4 +79,5 @@ MODULES = [
     "daemon.commands.jeopardy",
     "daemon.commands.cutover",
     "daemon.commands.shadow",
+    "daemon.commands.config",
 ]

@@ -53,8 +53,7 @@ def _canvas(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     configured = [
         *DEFAULT_SYSTEMS,
         *(n for n in settings.system_urls() if n not in DEFAULT_SYSTEMS),

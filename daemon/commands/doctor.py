@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from daemon import logs
+from daemon.commands.colour import paint
 from orchestration.errors import OrderflowError
 
 Status = Literal["pass", "fail", "skip"]
@@ -67,7 +68,8 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         width = max(len(c.name) for c in checks)
         for c in checks:
-            print(f"{c.status.upper():<4}  {c.name:<{width}}  {logs.redact(c.detail)}")
+            word = paint(f"{c.status.upper():<4}", c.status)
+            print(f"{word}  {c.name:<{width}}  {logs.redact(c.detail)}")
         failed = sum(c.status == "fail" for c in checks)
         print(f"{failed} of {len(checks)} checks failed" if failed else "all checks passed")
     sys.stdout.flush()

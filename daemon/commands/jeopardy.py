@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon import logs
+from daemon.commands.colour import paint
 from daemon.settings import load_settings
 
 HELP = """\
@@ -44,8 +45,7 @@ def _jeopardy(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     now = utcnow()
     with db.sessions(engine)() as session:
         steps = at_risk_now(session, now)
@@ -68,13 +68,15 @@ def report(steps: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
 def lines(summary: dict[str, Any]) -> list[str]:
     counts = summary["counts"]
     out = [f"{counts['Late']} late, {counts['At Risk']} at risk"]
+    if not summary["steps"]:
+        out.append("no step is at risk or late")
     for step in summary["steps"]:
         due = datetime.fromisoformat(step["due_at"]).strftime("%Y-%m-%d %H:%M:%S UTC")
         late = step["seconds_late"]
         when = f"{_span(late)} late" if late >= 0 else f"{_span(-late)} left"
+        word = paint(f"{step['jeopardy']:<8}", step["jeopardy"])
         out.append(
-            f"{step['jeopardy']:<8} {step['order']:<12} {step['title']}"
-            f" [{step['state']}] due {due} ({when})"
+            f"{word} {step['order']:<12} {step['title']} [{step['state']}] due {due} ({when})"
         )
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -13,10 +14,12 @@ from orchestration.errors import ConfigError
 HELP = """\
 Compares, for invoices dated and orders effective in the range (inclusive): posted invoices
 without an ERP document, ERP documents with no invoice (systems that can list them),
-amounts or quantities that differ, and orders Completed in Salesforce whose billing or
+amounts or quantities that differ, activated Orders never planned, Orders whose status in
+Salesforce (the configured field) is not Orderflow's, and activated Orders whose billing or
 provisioning step has no effect at the system. Read-only: nothing is written anywhere.
 
---csv columns: kind, system, salesforce_id, salesforce_number, reference, detail
+--csv columns (--json: {"differences": [{column: value}]}): kind, system, salesforce_id,
+salesforce_number, reference, detail
 Exit codes: 0 everything matches; 1 differences listed; 2 bad dates or settings.
 """
 
@@ -31,7 +34,9 @@ def register(commands: Any) -> None:
     )
     reconcile.add_argument("--since", type=day, required=True, help="first day, YYYY-MM-DD")
     reconcile.add_argument("--until", type=day, required=True, help="last day, YYYY-MM-DD")
-    reconcile.add_argument("--csv", action="store_true", help="CSV on stdout, for a spreadsheet")
+    form = reconcile.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="CSV on stdout, for a spreadsheet")
+    form.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     reconcile.set_defaults(handler=_reconcile)
 
 
@@ -44,8 +49,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
     settings = load_settings()
     logs.configure("WARNING")
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     systems = app.systems(settings, app.rules(settings).systems)
     with db.sessions(engine)() as session:
         gateway = app.salesforce(settings)
@@ -56,8 +60,12 @@ def _reconcile(args: argparse.Namespace) -> int:
             args.since,
             args.until,
             invoices=app.invoices_enabled(settings, gateway),
+            fields=settings.status_fields(),
         )
-    if args.csv:
+    if args.json:
+        rows = [dict(zip(Difference.FIELDS, d.row(), strict=True)) for d in found]
+        print(json.dumps({"differences": rows}, indent=2))
+    elif args.csv:
         writer = spreadsheet.Writer(sys.stdout)
         writer.writerow(Difference.FIELDS)
         writer.writerows(d.row() for d in found)

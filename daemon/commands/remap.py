@@ -3,7 +3,8 @@
 - ``import FILE.csv``: add a crosswalk file, all of it or nothing (every bad row or conflict
   on its own line, exit 2);
 - ``check [--csv|--json]``: by legacy object type, the ids polled orders use and how many the
-  crosswalk resolves; each unresolved one with the orders it blocks (exit 1 when any);
+  crosswalk resolves; each unresolved one with the orders it blocks (exit 1 when any;
+  exit 2 when no ORDERFLOW_REMAP_* setting says what to check);
 - ``lookup ID [--json]``: what an id (15 or 18 characters) or a system's key maps to, and
   where the mapping came from (exit 1 when nothing is known).
 """
@@ -38,12 +39,17 @@ def register(commands: Any) -> None:
     lookup.set_defaults(handler=_lookup)
 
 
-def _sessions() -> Any:
+def _sessions(*, configured: bool = False) -> Any:
+    """The remap settings and the store; ``configured``: refuse when there are none."""
     from daemon import db
     from daemon.settings import load_settings
+    from orchestration.errors import ConfigError
 
     settings = load_settings()
     config = settings.remap_config()
+    if configured and not config.enabled:
+        # Nothing configured would read as "0 referenced": a clean bill nobody checked.
+        raise ConfigError("no ORDERFLOW_REMAP_* settings: nothing to check")
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     return config, db.sessions(engine)
@@ -65,7 +71,7 @@ def _import(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from daemon.crosswalk import coverage_report
 
-    config, sessions = _sessions()
+    config, sessions = _sessions(configured=True)
     with sessions() as session:
         report = coverage_report(session, config)
     uses = sorted(report.uses.values(), key=lambda u: (u.legacy_type, u.legacy_id))

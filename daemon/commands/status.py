@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon import logs
+from daemon.commands.colour import paint
 from daemon.models import Plan, Task
 from daemon.settings import load_settings
 from orchestration.errors import ConfigError
@@ -23,12 +24,16 @@ Without ORDER: everything in flight. With ORDER (an order number, or a 15- or 18
 Order id): that order's plan as a tree, each step under the step it waits for.
 
 --json keys (stable), everything in flight:
-  orders_by_status          {fulfillment status: count}
+  orders_by_status          {fulfillment status: count}  (Orders only)
+  invoices_by_status        {status: count}  (posted Invoices transferred to the ERP)
   tasks_by_system           {system ("internal" when none): {state: count}}
   orders_in_flight          plans Not Started or In Progress
   fallout_tasks             steps in Fatally Failed (waiting for an operator)
   manual_tasks              manual steps waiting for an operator
   recent_writeback_errors   [{order_id, order_number, error, updated_at}], newest first
+  flagged_orders            [{order, order_id, flag, acknowledged: {actor, reason, at} or
+                             null}]: a change refused past the point of no return, an
+                             Order deleted in flight... ('orderflow flag ack ORDER')
   salesforce                {budget: {api_calls_used, api_calls_left, reserve_calls,
                              under_reserve, poll_interval_seconds, projected_calls_per_day,
                              ...} or null, writeback_refused, writeback_refused_recent,
@@ -36,7 +41,7 @@ Order id): that order's plan as a tree, each step under the step it waits for.
   cutover                   {cutover, adopted_at, adopted_plans, history} (orderflow cutover)
 one order:
   order_id, order_number, status, state, progress, revision, rules_version,
-  written_status, writeback_error, updated_at,
+  written_status, writeback_error, flag, flag_acknowledged, updated_at,
   steps: [{step_id, title, kind, system, action, state, depends_on, parent, depth,
            not_before, next_attempt_at, attempts, message, external_ref, updated_at}]
   (steps in tree order; parent is the dependency a step is drawn under; times ISO 8601 UTC)
@@ -63,8 +68,7 @@ def _status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     with db.sessions(engine)() as session:
         if args.order:
             summary = order_plan(session, args.order)
@@ -89,6 +93,7 @@ def in_flight(session: Session) -> dict[str, Any]:
         select(func.count())
         .select_from(Plan)
         .where(Plan.state.in_([PlanState.NOT_STARTED, PlanState.IN_PROGRESS]))
+        .where(Plan.kind == "order")
     )
     summary["fallout_tasks"] = session.scalar(
         select(func.count())
@@ -117,8 +122,10 @@ def in_flight(session: Session) -> dict[str, Any]:
         for p in failed
     ]
     from daemon.commands.cutover import describe
+    from daemon.flags import flagged_orders
     from daemon.sf_state import salesforce_status
 
+    summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     summary["cutover"] = describe(session)
     return summary
@@ -142,6 +149,8 @@ def find_plan(session: Session, ref: str) -> Plan:
 
 def order_plan(session: Session, ref: str) -> dict[str, Any]:
     """One order's plan, its live steps in tree order."""
+    from daemon.flags import acknowledgement, flag_text
+
     plan = find_plan(session, ref)
     return {
         "order_id": plan.order_id,
@@ -153,6 +162,8 @@ def order_plan(session: Session, ref: str) -> dict[str, Any]:
         "rules_version": plan.rules_version,
         "written_status": plan.written_status,
         "writeback_error": plan.writeback_error,
+        "flag": flag_text(plan) or None,
+        "flag_acknowledged": acknowledgement(session, plan),
         "updated_at": _iso(plan.updated_at),
         "steps": _tree([t for t in plan.tasks if t.revision == plan.revision]),
     }
@@ -216,12 +227,28 @@ def _iso(value: datetime | None) -> str | None:
 def _overview_lines(summary: dict[str, Any]) -> list[str]:
     lines = [f"orders in flight: {summary['orders_in_flight']}", "orders by status:"]
     for status, n in sorted(summary["orders_by_status"].items()):
-        lines.append(f"  {status:<16} {n:>7}")
+        lines.append(f"  {paint(f'{status:<16}', status)} {n:>7}")
+    if not summary["orders_by_status"]:
+        lines.append("  none")
+    lines.append("invoices to the ERP by status:")
+    for status, n in sorted(summary["invoices_by_status"].items()):
+        lines.append(f"  {paint(f'{status:<16}', status)} {n:>7}")
+    if not summary["invoices_by_status"]:
+        lines.append("  none")
     lines.append("tasks by system and state:")
     for system, states in sorted(summary["tasks_by_system"].items()):
-        lines.append(f"  {system:<16} " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
+        lines.append(
+            f"  {system:<16} " + ", ".join(f"{paint(s)} {n}" for s, n in sorted(states.items()))
+        )
+    if not summary["tasks_by_system"]:
+        lines.append("  none")
     lines.append(f"fallout tasks (waiting for an operator): {summary['fallout_tasks']}")
     lines.append(f"manual tasks waiting: {summary['manual_tasks']}")
+    flagged = summary["flagged_orders"]
+    lines.append(f"flagged orders (a person must decide): {len(flagged) or 'none'}")
+    for item in flagged:
+        seen = _acknowledged(item["acknowledged"])
+        lines.append(f"  {paint('Flagged')} {item['order']}: {item['flag']}{seen}")
     errors = summary["recent_writeback_errors"]
     lines.append(f"recent writeback errors: {len(errors) or 'none'}")
     for e in errors:
@@ -235,9 +262,13 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _acknowledged(ack: dict[str, Any] | None) -> str:
+    return f" (acknowledged by {ack['actor']}: {ack['reason']})" if ack else ""
+
+
 def _plan_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
-        f"order {summary['order_number']} ({summary['order_id']}): {summary['status']}, "
+        f"order {summary['order_number']} ({summary['order_id']}): {paint(summary['status'])}, "
         f"{summary['progress']}% done, plan revision {summary['revision']}, "
         f"rules {summary['rules_version']}",
         f"Salesforce shows: {summary['written_status'] or 'nothing yet'}"
@@ -246,11 +277,14 @@ def _plan_lines(summary: dict[str, Any]) -> list[str]:
             if summary["writeback_error"]
             else ""
         ),
-        "steps:",
     ]
+    if summary["flag"]:
+        seen = _acknowledged(summary["flag_acknowledged"])
+        lines.append(f"{paint('Flagged')}: {summary['flag']}{seen}")
+    lines.append("steps:")
     for step in summary["steps"]:
         where = step["system"] or step["kind"]
-        facts = [step["state"], where, f"attempts {step['attempts']}"]
+        facts = [paint(step["state"]), where, f"attempts {step['attempts']}"]
         if step["not_before"]:
             facts.append(f"not before {step['not_before']}")
         if step["next_attempt_at"]:

@@ -1,7 +1,9 @@
 """``orderflow task retry|complete|skip ID --reason TEXT``: an operator resolves a task.
 
 Each resolution is a task-event row with the actor and the reason. ``orderflow task list``
-shows the tasks waiting for a person (fallout and manual steps) with their ids.
+shows what waits for a person: fallout and manual steps with their ids, and flagged orders
+not yet acknowledged (``id`` null, ``state`` "Flagged", ``message`` the flag; acknowledged
+with ``orderflow flag ack ORDER --reason TEXT``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.commands import Parser, login_name, positive_int
+from daemon.commands.colour import paint
 from daemon.settings import load_settings
 from orchestration.errors import OperatorError
 from orchestration.states import Resolution
@@ -45,8 +48,7 @@ def _resolve(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or login_name()
     settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     try:
         with db.sessions(engine).begin() as session:
             task = store.resolve_task(session, args.id, args.verb, reason, actor, datetime.now(UTC))
@@ -64,16 +66,37 @@ def _list(args: argparse.Namespace) -> int:
     from daemon import db, store
 
     settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    engine = db.open_existing(settings.database_url)
     with db.sessions(engine)() as session:
-        rows = store.waiting_for_operator(session)
+        rows = store.waiting_for_operator(session) + _flags(session)
     engine.dispose()
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
+    if not rows:
+        print("nothing waiting for a person")
     for row in rows:
-        print(f"{row['id']:>7}  {row['order']:<10} {row['state']:<15} {row['title']}")
+        state = paint(f"{row['state']:<15}", row["state"])
+        print(f"{row['id'] or 'flag':>7}  {row['order']:<10} {state} {row['title']}")
         if row["message"]:
             print(f"{'':>7}  {row['message']}")
+        if row["id"] is None:
+            print(f"{'':>7}  orderflow flag ack {row['order']} --reason TEXT")
     return 0
+
+
+def _flags(session: Any) -> list[dict[str, Any]]:
+    from daemon.flags import FLAGGED, flagged_orders
+
+    return [
+        {
+            "id": None,
+            "order": f["order"],
+            "step": None,
+            "state": FLAGGED,
+            "title": "flagged: a person must decide",
+            "message": f["flag"],
+        }
+        for f in flagged_orders(session)
+        if not f["acknowledged"]
+    ]

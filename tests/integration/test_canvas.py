@@ -258,3 +258,23 @@ def test_systems_view_and_taking_a_system_offline(served):
     assert back.json()["offline"] is False
     nowhere = requests.post(f"{url}/canvas/api/systems/nowhere/offline", headers=auth)
     assert nowhere.status_code == 404
+
+
+def test_action_buttons_only_with_a_token_and_a_legend_for_every_state(served):
+    from orchestration.states import StepState
+
+    url, ctx, _ = served
+    task = fatal_task(ctx)
+    with_token = get(url, f"/canvas/plans/{task.plan_id}", task=task.id).text
+    assert 'data-verb="retry"' in with_token
+    legend = with_token.split('class="legend"', 1)[1].split("</p>", 1)[0]
+    for state in StepState:
+        assert f">{state.value}</span>" in legend
+    read_only = Listener(create_app(ctx, extra_routes=daemon_routes(ctx)), "127.0.0.1", 0)
+    read_only.start()
+    try:
+        page = get(read_only.url, f"/canvas/plans/{task.plan_id}", task=task.id).text
+    finally:
+        read_only.stop()
+    assert "data-verb=" not in page
+    assert 'data-actions-on="no"' in page

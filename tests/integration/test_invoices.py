@@ -104,3 +104,47 @@ def test_without_invoice_support_invoices_are_not_read(world: World, monkeypatch
 def test_invoice_support_follows_describe_unless_set(world: World, monkeypatch):
     assert world.context(monkeypatch).poll_fields.invoices is True
     assert world.context(monkeypatch, sf_invoices="false").poll_fields.invoices is False
+
+
+def test_orders_and_invoices_are_counted_apart(world: World, monkeypatch, capsys):
+    import json
+
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from daemon.cli import main
+    from daemon.web import Listener, create_app, daemon_routes
+
+    ctx = world.context(monkeypatch)
+    order_id = world.add_order("PLAT-PRO", "ADD-SSO")
+    until_synced(ctx, world, add_invoice(world, order_id))
+    run_until_settled(ctx, world)
+
+    assert main(["status", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["orders_by_status"] == {"Completed": 1}
+    assert summary["invoices_by_status"] == {"Completed": 1}
+    assert main(["status"]) == 0
+    assert "invoices to the ERP by status:\n  Completed" in capsys.readouterr().out
+
+    listener = Listener(create_app(ctx, extra_routes=daemon_routes(ctx)), "127.0.0.1", 0)
+    listener.start()
+    try:
+        metrics = requests.get(f"{listener.url}/metrics", timeout=10).text
+        listing = requests.get(f"{listener.url}/canvas/api/orders", timeout=10).json()
+        invoices = requests.get(
+            f"{listener.url}/canvas/api/orders", params={"tab": "invoices"}, timeout=10
+        ).json()
+    finally:
+        listener.stop()
+    gauges = {
+        (s.name, s.labels.get("status")): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
+    assert gauges[("orderflow_orders", "Completed")] == 1
+    assert gauges[("orderflow_invoices", "Completed")] == 1
+    assert (listing["tab_counts"]["all"], listing["tab_counts"]["completed"]) == (1, 1)
+    assert listing["tab_counts"]["invoices"] == 1
+    assert [r["order_id"] for r in listing["rows"]] == [order_id]
+    assert [r["kind"] for r in invoices["rows"]] == ["invoice"]

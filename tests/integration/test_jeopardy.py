@@ -260,3 +260,38 @@ def test_fallout_is_told_with_its_reason(world: World, monkeypatch, hook: Hook):
     assert text.endswith("provisioning: unknown SKU LIC-PLATFORM-PRO")
     shown_message = world.emu.get("Order", order)["Fulfillment_Message__c"]
     assert shown_message.endswith("failed: provisioning: unknown SKU LIC-PLATFORM-PRO")
+
+
+def test_a_late_order_says_why_on_the_canvas(world: World, monkeypatch):
+    from daemon.canvas.orders import orders_page
+
+    world.add_order("PLAT-PRO")
+    ctx, clock = slow_provisioning(world, monkeypatch)
+    start = started(ctx, world, clock).started_at
+    assert start is not None
+    clock.now = start + 10 * HOURS
+    sweep(ctx)
+    with ctx.sessions() as session:
+        (row,) = orders_page(session, "late", "", 1, clock.now).rows
+    title = provisioning_task(ctx).title
+    due = (start + 8 * HOURS).strftime("%H:%M UTC")
+    assert row.jeopardy == "Late"
+    assert row.attention == f"{title} on provisioning is 2 h late (due {due})"
+
+
+def test_a_fallout_order_shows_fallout_not_on_track_in_salesforce_and_the_canvas(
+    world: World, monkeypatch
+):
+    from daemon.canvas.orders import orders_page
+    from tests.integration.test_engine_operator import reject_sso
+    from tests.integration.world import run_until_settled
+
+    reject_sso(world)
+    order = world.add_order("PLAT-PRO", "ADD-SSO")
+    ctx = world.context(monkeypatch)
+    run_until_settled(ctx, world)
+    shown = world.emu.get("Order", order)
+    assert (shown["Fulfillment_Status__c"], shown["Jeopardy_Status__c"]) == ("Fallout", "Fallout")
+    with ctx.sessions() as session:
+        (row,) = orders_page(session, "fallout", "", 1, ctx.clock()).rows
+    assert row.jeopardy == "Fallout"

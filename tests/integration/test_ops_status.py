@@ -87,6 +87,28 @@ def test_one_order_as_a_tree(store, capsys):
     assert child["state"] in line
 
 
+def test_a_step_completed_after_a_retry_shows_no_retry_time(store, world, monkeypatch, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from daemon import store as tasks
+    from daemon.models import Task
+    from orchestration.states import StepState
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with world.context(monkeypatch).sessions.begin() as session:
+        task = session.query(Task).filter_by(state=StepState.READY.value).first()
+        tasks.transition(session, task, StepState.IN_PROGRESS, "sent", now)
+        task.next_attempt_at = now + timedelta(minutes=5)
+        tasks.transition(session, task, StepState.FAILED, "timeout", now)
+        for state in (StepState.READY, StepState.IN_PROGRESS, StepState.COMPLETED):
+            tasks.transition(session, task, state, "retried", now)
+        number, step_id = task.plan.order_number, task.step_id
+    assert main(["status", number]) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if f"{step_id}:" in li)
+    assert "Completed" in line
+    assert "retry at" not in line
+
+
 def test_an_unknown_order_is_one_line_and_exit_2(store, capsys):
     assert main(["status", "00009999"]) == 2
     err = capsys.readouterr().err

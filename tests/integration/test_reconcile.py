@@ -84,3 +84,39 @@ def test_bad_dates_are_one_line_and_exit_2(world: World, monkeypatch, capsys):
     assert main(["reconcile", "--since", "2026-12-31", "--until", "2026-12-01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orderflow: --since 2026-12-31 is after --until 2026-12-01"]
+
+
+def test_every_activated_order_is_checked_by_the_configured_status_field(
+    world: World, monkeypatch, capsys
+):
+    import json
+
+    ctx = world.context(monkeypatch)
+    order = world.add_order("PLAT-PRO")
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    assert main([*RANGE, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"differences": []}
+
+    # Activated while the daemon was stopped; an order someone set back by hand.
+    unpolled = world.add_order("PLAT-PRO")
+    world.emu.update("Order", order, {"Fulfillment_Status__c": "In Progress"})
+    assert main([*RANGE, "--json"]) == 1
+    found = {
+        (d["kind"], d["salesforce_id"], d["detail"])
+        for d in json.loads(capsys.readouterr().out)["differences"]
+    }
+    assert found == {
+        ("never_planned", unpolled, "activated in Salesforce, no plan in Orderflow"),
+        ("status_differs", order, "Salesforce In Progress, Orderflow Completed"),
+    }
+
+    # The org shows the status in another field (ORDERFLOW_SF_WRITEBACK_FIELDS): read there.
+    world.emu.access.grant("Order.Description", "edit")
+    world.emu.update("Order", order, {"Description": "Completed"})
+    monkeypatch.setenv(
+        "ORDERFLOW_SF_WRITEBACK_FIELDS", '{"Order.Fulfillment_Status__c": "Description"}'
+    )
+    assert main([*RANGE, "--json"]) == 1
+    (left,) = json.loads(capsys.readouterr().out)["differences"]
+    assert (left["kind"], left["salesforce_id"]) == ("never_planned", unpolled)

@@ -221,6 +221,15 @@ def test_lookup_shows_discovered_mappings_and_the_erp_order_number_in_either_id_
     assert f"erp sales-orders key {effect.reference} for Order {order_id}" in shown
 
 
+def test_check_without_remap_settings_says_so_and_exits_2(world: World, monkeypatch, capsys):
+    world.context(monkeypatch)  # everything set but ORDERFLOW_REMAP_*
+    for form in ([], ["--json"], ["--csv"]):
+        assert orderflow("remap", "check", *form) == 2
+        captured = capsys.readouterr()
+        assert captured.err == "orderflow: no ORDERFLOW_REMAP_* settings: nothing to check\n"
+        assert captured.out == ""
+
+
 def test_check_reports_coverage_by_type_with_the_orders_an_unresolved_id_blocks(
     world: World, monkeypatch, capsys, remap
 ):

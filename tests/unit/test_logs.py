@@ -142,3 +142,15 @@ def test_a_stream_that_is_not_the_journals_gets_no_prefix(tmp_path, monkeypatch)
         finally:
             logging.basicConfig(force=True, handlers=[logging.NullHandler()])
     assert json.loads(path.read_text())["message"] == "refused"
+
+
+def test_json_fields_stay_json(capture):
+    logs.add_secrets([SECRET])
+    stream = capture("json")
+    seconds = {"poll": 0.25, "dispatch": 1.5}
+    logging.getLogger("orderflow.test").info(
+        "cycle", extra={"seconds": seconds, "systems": ["erp", SECRET]}
+    )
+    entry = json.loads(stream.getvalue())
+    assert entry["seconds"] == seconds
+    assert entry["systems"] == ["erp", logs.MASK]

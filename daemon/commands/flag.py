@@ -1,0 +1,52 @@
+"""``orderflow flag ack ORDER --reason TEXT``: a person has seen an order's flag.
+
+The flag (a change refused past the point of no return, an Order deleted in flight...)
+stays on the order; the acknowledgement, with who and why, takes it off ``task list``
+(daemon.flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from daemon.commands import Parser
+
+
+def register(commands: Any) -> None:
+    flag = commands.add_parser("flag", help="acknowledge an order's flag")
+    sub = flag.add_subparsers(dest="flag_command", required=True, parser_class=Parser)
+    ack = sub.add_parser("ack", help="note that a person has seen an order's flag")
+    ack.add_argument("order", metavar="ORDER", help="order number or Order id")
+    ack.add_argument("--reason", required=True, help="what was decided, for the audit trail")
+    ack.add_argument("--actor", default=None, help="who (default: the login name)")
+    ack.set_defaults(handler=_ack)
+
+
+def _ack(args: argparse.Namespace) -> int:
+    from daemon import db
+    from daemon.app import utcnow
+    from daemon.commands.status import find_plan
+    from daemon.commands.task import login
+    from daemon.flags import acknowledge
+    from daemon.settings import load_settings
+    from orchestration.errors import OperatorError
+
+    reason = " ".join(args.reason.split())
+    if not reason:
+        print("orderflow: --reason must say why", file=sys.stderr)
+        return 2
+    engine = db.open_existing(load_settings().database_url)
+    try:
+        with db.sessions(engine).begin() as session:
+            plan = find_plan(session, args.order)
+            text = acknowledge(session, plan, reason, args.actor or login(), utcnow())
+            line = f"order {plan.order_number}: flag acknowledged ({text})"
+    except OperatorError as exc:
+        print(f"orderflow: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(line)
+    return 0
