@@ -27,8 +27,8 @@ def register(commands: Any) -> None:
 def _ack(args: argparse.Namespace) -> int:
     from daemon import db
     from daemon.app import utcnow
-    from daemon.commands.status import find_plan
     from daemon.commands import login_name as login
+    from daemon.commands.status import find_plan
     from daemon.flags import acknowledge
     from daemon.settings import load_settings
     from orchestration.errors import OperatorError
