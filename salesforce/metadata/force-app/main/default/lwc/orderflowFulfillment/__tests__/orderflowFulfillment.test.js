@@ -22,7 +22,7 @@ function picklist(path) {
 }
 const FULFILLMENT_STATUSES = picklist('Order/fields/Fulfillment_Status__c.field-meta.xml');
 const STEP_STATES = picklist('Fulfillment_Task__c/fields/State__c.field-meta.xml');
-const JEOPARDY = { 'On Track': 'jp-on-track', 'At Risk': 'jp-at-risk', Late: 'jp-late' };
+const JEOPARDY = { 'On Track': 'jp-on-track', 'At Risk': 'jp-at-risk', Late: 'jp-late', Fallout: 'jp-fallout' };
 
 test('the picklists are read', () => {
     expect(FULFILLMENT_STATUSES).toHaveLength(6);
