@@ -25,7 +25,9 @@ def test_sync_once_exits_0_after_a_cycle_and_1_after_a_failed_one(
     world.add_order("PLAT-PRO")
     assert main(["sync", "--once"]) == 0
 
-    # Salesforce answers every API call 503 (the login still works): the cycle fails.
+    # Salesforce answers every API call 503 (the login still works): the cycle fails. Invoices
+    # on for sure, so start-up asks no describe and it is the cycle that meets the 503s.
+    monkeypatch.setenv("ORDERFLOW_SF_INVOICES", "true")
     world.emu.set_faults(Fault(rate_503=1.0))
     assert main(["sync", "--once"]) == 1
     assert "cycle interrupted, will retry" in capsys.readouterr().err
