@@ -162,7 +162,7 @@ class PollFields:
         lines = _select(("Id",), self.line, (f"Product2.{f}" for f in self.product))
         return (
             f"SELECT {_select(SYSTEM_FIELDS, self.order)}, "
-            f"(SELECT {lines} FROM OrderItems ORDER BY Id) FROM Order"
+            f"(SELECT {lines} FROM OrderItems WHERE IsDeleted = false ORDER BY Id) FROM Order"
         )
 
     def window_query(self, sobject: str, window: Window) -> str:
@@ -198,7 +198,8 @@ class PollFields:
             lines = _select(SYSTEM_FIELDS, ("InvoiceId", *self.invoice_line))
             return (
                 f"SELECT {_select(SYSTEM_FIELDS, self.invoice)}, "
-                f"(SELECT {lines} FROM InvoiceLines ORDER BY Id) FROM Invoice {where}{order_by}"
+                f"(SELECT {lines} FROM InvoiceLines WHERE IsDeleted = false ORDER BY Id) "
+                f"FROM Invoice {where}{order_by}"
             )
         raise ValueError(f"no range query for {sobject}")
 

@@ -151,6 +151,21 @@ def test_a_deleted_order_that_never_started_is_cancelled(world: World, monkeypat
     assert all(s.stats()["requests"] == 0 for s in world.stubs.values())
 
 
+def test_a_deleted_line_is_not_planned(world: World, monkeypatch):
+    # queryAll reads the Recycle Bin, child subqueries included: a line deleted before the
+    # order was activated must not be fulfilled.
+    order = world.add_order("PLAT-PRO", "ADD-SSO", status="Draft")
+    kept, sso = (line["Id"] for _, line in _lines_of(world, order))
+    world.emu.delete("OrderItem", sso)
+    world.emu.update("Order", order, {"Status": "Activated"})
+    ctx = sf_context(world, monkeypatch)
+    poll(ctx)
+    with ctx.sessions() as session:
+        plan = session.query(Plan).one()
+        lines = {t.line_id for t in plan.tasks if t.line_id}
+    assert lines == {kept}, "the deleted line is not planned; the other one is"
+
+
 def test_a_deleted_order_in_flight_is_flagged_not_cancelled(world: World, monkeypatch):
     order = world.add_order("PLAT-PRO")
     ctx = sf_context(world, monkeypatch)
