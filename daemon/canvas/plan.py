@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.canvas.layout import Graph, StepIn, lane_of, layout
-from daemon.canvas.orders import UNSETTLED, jeopardy_of
+from daemon.canvas.orders import AT_RISK, LATE, UNSETTLED, jeopardy_of
 from daemon.models import Plan, SourceRecord, Task, TaskEvent
 from orchestration.records import Order
 from orchestration.states import StepKind, StepState
@@ -111,6 +111,20 @@ class PlanView:
     graph: Graph
     lines: list[Line]
     earlier_steps: int
+    attention: str | None  # the leftmost step needing a look: the graph opens on it
+
+
+def needs_attention(step: Step) -> bool:
+    """Fallout, a retry, a hold, an operator's step, or a step At Risk or Late."""
+    held = step.state == StepState.ON_HOLD.value
+    return bool(step.actions) or held or step.jeopardy in (AT_RISK, LATE)
+
+
+def first_attention(steps: list[Step], graph: Graph) -> str | None:
+    """The step needing attention that comes first left to right, then top to bottom."""
+    boxes = graph.boxes
+    waiting = [s.step_id for s in steps if needs_attention(s)]
+    return min(waiting, key=lambda sid: (boxes[sid].x, boxes[sid].y), default=None)
 
 
 def step_of(task: Task, settled: bool) -> Step:
@@ -177,6 +191,7 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
         graph=graph,
         lines=decomposition(session, plan, steps),
         earlier_steps=len(plan.tasks) - len(live),
+        attention=first_attention(steps, graph),
     )
 
 

@@ -41,6 +41,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TOKEN = "browser-test-operator-token"
+#: A plan of 31 steps under the default rules (4 for the order, 6 for its subscription, 3 for
+#: each other line; 30 exactly is not a sum of those): a kick-off call and a refused SSO add-on.
+BIG_ORDER = ("PLAT-ENT", "PS-ONBOARD", "PS-TRAIN", "ADD-SSO") + ("ADD-AUDIT", "SEATS-EXTRA") * 2
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -68,9 +71,9 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 90) -> An
 
 
 @pytest.fixture
-def running(world: World, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def running(world: World, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """`orderflow run` as a process against the world; provisioning refuses the SSO add-on.
-    Yields the canvas URL and the fallout order's id."""
+    Yields the canvas URL, the fallout order's id and the id of an order of 30 steps."""
     picky = StubSystem(
         "provisioning",
         token="provisioning-secret-token",
@@ -81,6 +84,7 @@ def running(world: World, tmp_path: Path) -> Iterator[tuple[str, str]]:
     world.stubs["provisioning"] = picky
     seed_demo_org(world.emu, orders=0)
     fallout = world.add_order("PLAT-PRO", "ADD-SSO")
+    big = world.add_order(*BIG_ORDER)
     for codes in (("PLAT-PRO",), ("PLAT-PRO", "ADD-AUDIT"), ("PLAT-PRO", "PS-ONBOARD")) * 3:
         world.add_order(*codes)
     port = free_port()
@@ -99,7 +103,7 @@ def running(world: World, tmp_path: Path) -> Iterator[tuple[str, str]]:
     try:
         wait_for(lambda: _listed(url, "fallout"), "the daemon to plan the orders and fall out")
         wait_for(lambda: _listed(url, "at-risk"), "the jeopardy sweep to see a late kick-off")
-        yield url, fallout
+        yield url, fallout, big
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -147,7 +151,7 @@ def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
 
 
 def test_an_operator_filters_opens_a_plan_and_retries_fallout(running, browser):
-    url, fallout = running
+    url, fallout, _ = running
     page = browser.new_page(viewport={"width": 1600, "height": 900})
     page.goto(f"{url}/")  # the listener's root sends people to the canvas
     assert page.url.endswith("/canvas/")
@@ -227,3 +231,81 @@ def test_an_operator_filters_opens_a_plan_and_retries_fallout(running, browser):
     assert {text.split()[0] for text in systems} >= {"erp", "billing", "provisioning"}
     assert "Salesforce API budget" in page.inner_text("main")
     screenshot(page, "canvas-systems.png")
+
+
+def open_plan(page: Any, url: str, order_id: str) -> None:
+    page.goto(f"{url}/canvas/?q={order_id}")
+    page.click("table.orders tbody tr[data-plan] a.order")
+    page.wait_for_url("**/canvas/plans/**")
+    page.locator("svg.graph a.step").first.wait_for()
+
+
+def rect(page: Any, selector: str) -> list[dict[str, float]]:
+    """The bounding boxes on screen of what a selector finds."""
+    return list(
+        page.eval_on_selector_all(
+            selector,
+            "els => els.map(e => { const r = e.getBoundingClientRect();"
+            " return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; })",
+        )
+    )
+
+
+def inside(box: dict[str, float], frame: dict[str, float]) -> bool:
+    slack = 1.0  # sub-pixel rounding of a scaled SVG
+    return (
+        box["left"] >= frame["left"] - slack
+        and box["top"] >= frame["top"] - slack
+        and box["right"] <= frame["right"] + slack
+        and box["bottom"] <= frame["bottom"] + slack
+    )
+
+
+def test_a_30_step_plan_opens_on_its_first_step_needing_attention_and_zooms_to_fit(
+    running, browser
+):
+    url, _, big = running
+    page = browser.new_page(viewport={"width": 1600, "height": 900})
+    open_plan(page, url, big)
+    steps = page.locator("svg.graph a.step")
+    assert steps.count() >= 30
+
+    # Each lane as tall as the steps it holds: no empty band below its lowest step.
+    lanes = rect(page, "svg.graph rect.lane")
+    boxes = rect(page, "svg.graph a.step rect.box")
+    for lane in lanes:
+        held = [b for b in boxes if b["top"] >= lane["top"] and b["bottom"] <= lane["bottom"]]
+        assert held, "no lane without steps"
+        assert min(b["top"] for b in held) - lane["top"] <= 15
+        assert lane["bottom"] - max(b["bottom"] for b in held) <= 15
+
+    # Opened on the first step needing attention: inside the frame and the window.
+    first = page.locator("svg.graph a.step.first-attention")
+    assert first.count() == 1
+    assert first.get_attribute("data-step") == page.get_attribute("svg.graph", "data-attention")
+    frame = rect(page, "#graph")[0]
+    spot = rect(page, "svg.graph a.step.first-attention rect.box")[0]
+    assert inside(spot, frame)
+    assert inside(spot, {"left": 0, "top": 0, "right": 1600, "bottom": 900})
+    screenshot(page, "canvas-plan-30-opening.png")
+
+    # Zoom to fit: every step and every edge inside the frame, nothing left to scroll to.
+    page.click("button#fit")
+    page.wait_for_selector("button#fit[aria-pressed=true]")
+    frame = rect(page, "#graph")[0]
+    edges = rect(page, "svg.graph path.edge")
+    assert len(edges) >= 29, "a 30-step plan is connected"
+    outside = [b for b in rect(page, "svg.graph a.step rect.box") + edges if not inside(b, frame)]
+    assert not outside
+    size = page.eval_on_selector(
+        "#graph", "g => [g.scrollWidth, g.clientWidth, g.scrollHeight, g.clientHeight]"
+    )
+    assert size[0] <= size[1] and size[2] <= size[3], "nothing beyond the frame to scroll to"
+    screenshot(page, "canvas-plan-30.png")
+
+    # And back to full size, the step needing attention in view again.
+    page.click("button#fit")
+    page.wait_for_selector("button#fit[aria-pressed=false]")
+    assert inside(
+        rect(page, "svg.graph a.step.first-attention rect.box")[0], rect(page, "#graph")[0]
+    )

@@ -106,10 +106,34 @@
       .catch(function (e) { notice("Not sent: " + e.message, true); });
   }
 
-  // Bring the selected step into the graph's view (on opening and on a new selection).
+  // Centre a step in the graph's frame (scrolling the frame only, not the page).
+  function showStep(step) {
+    var frame = $("#graph");
+    if (!step || !frame) { return; }
+    var box = step.getBoundingClientRect();
+    var view = frame.getBoundingClientRect();
+    frame.scrollLeft += box.left - view.left - (view.width - box.width) / 2;
+    frame.scrollTop += box.top - view.top - (view.height - box.height) / 2;
+  }
+
+  // Bring the selected step into view; on opening without one, the first step needing
+  // attention (the server marks it).
   function showSelected() {
-    var step = document.querySelector("svg.graph .step.selected");
-    if (step) { step.scrollIntoView({ block: "nearest", inline: "nearest" }); }
+    showStep(document.querySelector("svg.graph .step.selected"));
+  }
+  function showOpening() {
+    showStep(document.querySelector("svg.graph .step.selected") ||
+             document.querySelector("svg.graph .step.first-attention"));
+  }
+
+  // Zoom to fit: the whole plan scaled into the frame, or back to full size. The state sits
+  // on the frame, outside the live region, so the 3-second swaps keep it.
+  function toggleFit(button) {
+    var frame = $("#frame");
+    var on = frame.classList.toggle("fit");
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "Full size" : "Zoom to fit";
+    if (!on) { showOpening(); }
   }
 
   // A click on a step selects it (its details come with the next refresh, at once).
@@ -123,6 +147,8 @@
       refresh().then(showSelected);
       return;
     }
+    var fit = event.target.closest("button#fit");
+    if (fit) { toggleFit(fit); return; }
     var button = event.target.closest("button.switch");
     if (button) {
       act(base + "/api/systems/" + encodeURIComponent(button.dataset.system) + "/" + button.dataset.to, {});
@@ -150,7 +176,7 @@
   var operator = $("#operator");
   if (operator) { operator.addEventListener("submit", function (e) { e.preventDefault(); }); }
   syncActions();
-  showSelected();
+  showOpening();
   setInterval(refresh, REFRESH_MS);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
 })();
