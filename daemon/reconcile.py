@@ -15,10 +15,14 @@ For a date range it lists:
   step has no effect at its system (no reference; a system that lists its documents does
   not list it; billing or provisioning, asked, does not know it); the ERP included;
 - ``document_without_plan``: present downstream but not planned: a document a system lists
-  for the range that no step of Orderflow's made (every system the rules name that lists
-  documents; the ERP's invoice documents are the invoice checks' above);
+  for the range that no live step of Orderflow's made (never sent, or since undone: a
+  Canceled step's effect still there), from every system the rules name that lists
+  documents (the ERP's invoice documents are the invoice checks' above);
 - ``amount_differs`` / ``quantity_differs`` by system: a step's document disagrees with the
-  Order's lines (the order for an order-wide document, the line for a line's).
+  Order's lines (the order for an order-wide document, the line for a line's; for a change
+  order, the original's lines with the changes applied, as its plan was made from them).
+  A step's follow-ups (``STEP~amend.rN``, ``STEP~undo.rN``) change or undo its document
+  and make none of their own.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sqlalchemy.orm import Session, selectinload
 from daemon.models import Plan, Task
 from downstream.guard import GuardedSystem
 from downstream.protocol import Document, DownstreamSystem, Outcome
+from orchestration.amend import FOLLOW_UP
 from orchestration.errors import RetriableError
 from orchestration.states import StepState
 from salesforce.children import complete_children
@@ -186,11 +191,13 @@ def _orders(
         if order.get(shown) != plan.status:
             detail = f"Salesforce {order.get(shown) or 'nothing'}, Orderflow {plan.status}"
             yield Difference("status_differs", "", order_id, number, "", detail)
-        lines = _lines(order)
+        lines = _snapshot_lines(plan.snapshot) if plan.supersedes else _lines(order)
         for task in plan.tasks:
             if task.revision != plan.revision or task.state != StepState.COMPLETED:
                 continue
             if not task.system or task.line_action not in MAKES_DOCUMENT:
+                continue
+            if FOLLOW_UP in task.step_id:  # it changed or undid its step's document
                 continue
             listing = listings.get(task.system)
             if listing is None:
@@ -211,11 +218,8 @@ def _orders(
                     f"{task.step_id}: {where}",
                 )
                 continue
-            scope = (
-                lines
-                if document.source_id in (None, order_id)
-                else {k: v for k, v in lines.items() if k == document.source_id}
-            )
+            line = document.source_id or ""
+            scope = {line: lines[line]} if line in lines else lines  # else order-wide
             yield from _against_lines(task.system, order_id, number, document, scope)
     yield from _unplanned(session, listings)
 
@@ -242,6 +246,19 @@ def _lines(order: dict[str, Any]) -> dict[str, tuple[str, float, float]]:
             float(r.get("UnitPrice") or 0),
         )
         for r in records
+    }
+
+
+def _snapshot_lines(snapshot: dict[str, Any] | None) -> dict[str, tuple[str, float, float]]:
+    """A change order's lines as its plan was decomposed from them: the original Order's
+    lines read from Salesforce with every change applied (a change order holds deltas)."""
+    return {
+        str(line["id"]): (
+            str((line.get("product") or {}).get("ProductCode") or line["id"]),
+            float(line["fields"].get("Quantity") or 0),
+            float(line["fields"].get("UnitPrice") or 0),
+        )
+        for line in (snapshot or {}).get("lines", [])
     }
 
 
@@ -275,7 +292,9 @@ def _unplanned(
         refs = set(
             session.scalars(
                 select(Task.external_ref).where(
-                    Task.system == name, Task.external_ref.in_(list(listing))
+                    Task.system == name,
+                    Task.external_ref.in_(list(listing)),
+                    Task.state != StepState.CANCELED,  # undone: it should be gone
                 )
             )
         )
@@ -288,7 +307,7 @@ def _unplanned(
                 document.source_id or "",
                 document.source_number or "",
                 document.number,
-                f"{document.kind or 'document'} that no step of Orderflow made",
+                f"{document.kind or 'document'} no live step of Orderflow's made (or undid)",
             )
 
 

@@ -195,3 +195,31 @@ def test_quantities_and_amounts_are_compared_with_the_salesforce_lines(
         ("amount_differs", "billing", "Salesforce 700.00, billing 500.0"),
         ("quantity_differs", "billing", "PLAT-PRO: Salesforce 7.0, billing 5.0"),
     }
+
+
+def test_an_amended_order_matches_and_an_undo_the_system_lost_is_not_planned(
+    world: World, monkeypatch, capsys
+):
+    from tests.integration.amend_world import change_order, lines_of, poll_now
+
+    ctx = world.context(monkeypatch)
+    order = world.add_order("PLAT-PRO", "ADD-SSO")
+    run_until_settled(ctx, world)
+    _, sso = lines_of(world, order)  # PLAT-PRO, ADD-SSO
+    change_order(world, order, {sso["Id"]: -5})
+    poll_now(ctx)
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    # Compared with the lines the change left (not the change order's deltas); the
+    # follow-ups changed or undid documents and made none of their own.
+    assert main(RANGE) == 0
+
+    # Billing restored from a backup taken before the stop: the subscription is back.
+    billing = world.stubs["billing"]
+    (stop,) = [e.reference for e in billing.effects if e.action == "subscription-stops"]
+    billing.forget(stop)
+    assert main([*RANGE, "--csv"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["kind"], r["system"], r["salesforce_id"]) for r in rows] == [
+        ("document_without_plan", "billing", sso["Id"])
+    ]
