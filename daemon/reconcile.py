@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 CHECKED_SYSTEMS = ("billing", "provisioning")
 TOLERANCE = 0.005
 INVOICES = "invoices"
-#: Line actions whose step makes a document of its own (changes and undos alter another's).
-MAKES_DOCUMENT = (None, "Add")
 
 
 @dataclass(frozen=True)
@@ -195,9 +193,7 @@ def _orders(
         for task in plan.tasks:
             if task.revision != plan.revision or task.state != StepState.COMPLETED:
                 continue
-            if not task.system or task.line_action not in MAKES_DOCUMENT:
-                continue
-            if FOLLOW_UP in task.step_id:  # it changed or undid its step's document
+            if not task.system or FOLLOW_UP in task.step_id:  # it alters its step's document
                 continue
             listing = listings.get(task.system)
             if listing is None:
@@ -207,16 +203,10 @@ def _orders(
                 continue
             document = listing.get(task.external_ref or "")
             if document is None:
-                where = f"{task.system} does not list {task.external_ref or 'no reference'}"
                 ref = task.external_ref or ""
-                yield Difference(
-                    "step_without_effect",
-                    task.system,
-                    order_id,
-                    number,
-                    ref,
-                    f"{task.step_id}: {where}",
-                )
+                where = f"{task.system} does not list {ref}" if ref else "no reference"
+                detail = f"{task.step_id}: {where}"
+                yield Difference("step_without_effect", task.system, order_id, number, ref, detail)
                 continue
             line = document.source_id or ""
             scope = {line: lines[line]} if line in lines else lines  # else order-wide
