@@ -11,8 +11,18 @@ For a date range it lists:
   for (activated while the daemon was stopped, or never polled);
 - ``status_differs``: the fulfillment status Salesforce shows (the configured field,
   ORDERFLOW_SF_WRITEBACK_FIELDS) is not the plan's;
-- ``step_without_effect``: an activated Order whose completed billing or provisioning
-  step has no effect at the system (no reference, or the system does not know it).
+- ``step_without_effect``: planned but missing downstream: an activated Order's completed
+  step has no effect at its system (no reference; a system that lists its documents does
+  not list it; billing or provisioning, asked, does not know it); the ERP included;
+- ``document_without_plan``: present downstream but not planned: a document a system lists
+  for the range that no live step of Orderflow's made (never sent, or since undone: a
+  Canceled step's effect still there), from every system the rules name that lists
+  documents (the ERP's invoice documents are the invoice checks' above);
+- ``amount_differs`` / ``quantity_differs`` by system: a step's document disagrees with the
+  Order's lines (the order for an order-wide document, the line for a line's; for a change
+  order, the original's lines with the changes applied, as its plan was made from them).
+  A step's follow-ups (``STEP~amend.rN``, ``STEP~undo.rN``) change or undo its document
+  and make none of their own.
 """
 
 from __future__ import annotations
@@ -26,9 +36,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon.models import Plan
+from daemon.models import Plan, Task
 from downstream.guard import GuardedSystem
 from downstream.protocol import Document, DownstreamSystem, Outcome
+from orchestration.amend import FOLLOW_UP
 from orchestration.errors import RetriableError
 from orchestration.states import StepState
 from salesforce.children import complete_children
@@ -40,6 +51,7 @@ log = logging.getLogger(__name__)
 #: Systems whose completed steps must have left an effect.
 CHECKED_SYSTEMS = ("billing", "provisioning")
 TOLERANCE = 0.005
+INVOICES = "invoices"
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ def _invoices(
         raise RetriableError(f"invoice {sf_id}: {reason} (and {len(failed) - 1} more)")
     documents: dict[str, Document] | None = None
     if isinstance(erp, GuardedSystem) and erp.lists_documents:
-        listed = erp.documents(since, until)
+        listed = [d for d in erp.documents(since, until) if d.kind in ("", INVOICES)]
         documents = {d.source_id or f"?{d.number}": d for d in listed}
     by_id = {str(i["Id"]): i for i in invoices}
     for invoice in invoices:
@@ -152,31 +164,141 @@ def _orders(
     shown = fields.order_status
     orders = _query(
         gateway,
-        f"SELECT Id, OrderNumber, {shown} FROM Order WHERE Status = 'Activated' "
+        f"SELECT Id, OrderNumber, {shown}, (SELECT Id, Quantity, UnitPrice, "
+        "Product2.ProductCode FROM OrderItems) FROM Order WHERE Status = 'Activated' "
         f"AND EffectiveDate >= {since.isoformat()} AND EffectiveDate <= {until.isoformat()} "
         "ORDER BY EffectiveDate, Id",
     )
+    failed = complete_children(gateway, orders, "OrderItems")
+    if failed:
+        sf_id, reason = next(iter(failed.items()))
+        raise RetriableError(f"order {sf_id}: {reason} (and {len(failed) - 1} more)")
+    listings = _listings(systems, since, until)
     numbers = {str(o["Id"]): str(o.get("OrderNumber") or "") for o in orders}
-    statuses = {str(o["Id"]): o.get(shown) for o in orders}
     plans = session.scalars(
         select(Plan).where(Plan.order_id.in_(list(numbers))).options(selectinload(Plan.tasks))
     ).all()
     planned = {p.order_id: p for p in plans}
-    for order_id, number in numbers.items():
+    for order in orders:
+        order_id, number = str(order["Id"]), numbers[str(order["Id"])]
         plan = planned.get(order_id)
         if plan is None:
             detail = "activated in Salesforce, no plan in Orderflow"
             yield Difference("never_planned", "", order_id, number, "", detail)
             continue
-        if statuses[order_id] != plan.status:
-            detail = f"Salesforce {statuses[order_id] or 'nothing'}, Orderflow {plan.status}"
+        if order.get(shown) != plan.status:
+            detail = f"Salesforce {order.get(shown) or 'nothing'}, Orderflow {plan.status}"
             yield Difference("status_differs", "", order_id, number, "", detail)
+        lines = _snapshot_lines(plan.snapshot) if plan.supersedes else _lines(order)
         for task in plan.tasks:
-            if task.revision != plan.revision or task.system not in CHECKED_SYSTEMS:
+            if task.revision != plan.revision or task.state != StepState.COMPLETED:
                 continue
-            if task.state != StepState.COMPLETED:
+            if not task.system or FOLLOW_UP in task.step_id:  # it alters its step's document
                 continue
-            yield from _effect(systems.get(task.system), order_id, number, task.step_id, task)
+            listing = listings.get(task.system)
+            if listing is None:
+                if task.system in CHECKED_SYSTEMS:
+                    system = systems.get(task.system)
+                    yield from _effect(system, order_id, number, task.step_id, task)
+                continue
+            document = listing.get(task.external_ref or "")
+            if document is None:
+                ref = task.external_ref or ""
+                where = f"{task.system} does not list {ref}" if ref else "no reference"
+                detail = f"{task.step_id}: {where}"
+                yield Difference("step_without_effect", task.system, order_id, number, ref, detail)
+                continue
+            line = document.source_id or ""
+            scope = {line: lines[line]} if line in lines else lines  # else order-wide
+            yield from _against_lines(task.system, order_id, number, document, scope)
+    yield from _unplanned(session, listings)
+
+
+def _listings(
+    systems: Mapping[str, DownstreamSystem], since: date, until: date
+) -> dict[str, dict[str, Document]]:
+    """Each system that lists documents: its documents of the range by number."""
+    found: dict[str, dict[str, Document]] = {}
+    for name, system in systems.items():
+        if isinstance(system, GuardedSystem) and system.lists_documents:
+            found[name] = {d.number: d for d in system.documents(since, until)}
+    return found
+
+
+def _lines(order: dict[str, Any]) -> dict[str, tuple[str, float, float]]:
+    """An Order's lines: id -> (product code, quantity, unit price)."""
+    children = order.get("OrderItems") or {}
+    records = children.get("records", []) if isinstance(children, dict) else []
+    return {
+        str(r["Id"]): (
+            str((r.get("Product2") or {}).get("ProductCode") or r["Id"]),
+            float(r.get("Quantity") or 0),
+            float(r.get("UnitPrice") or 0),
+        )
+        for r in records
+    }
+
+
+def _snapshot_lines(snapshot: dict[str, Any] | None) -> dict[str, tuple[str, float, float]]:
+    """A change order's lines as its plan was decomposed from them: the original Order's
+    lines read from Salesforce with every change applied (a change order holds deltas)."""
+    return {
+        str(line["id"]): (
+            str((line.get("product") or {}).get("ProductCode") or line["id"]),
+            float(line["fields"].get("Quantity") or 0),
+            float(line["fields"].get("UnitPrice") or 0),
+        )
+        for line in (snapshot or {}).get("lines", [])
+    }
+
+
+def _against_lines(
+    system: str,
+    order_id: str,
+    number: str,
+    document: Document,
+    lines: Mapping[str, tuple[str, float, float]],
+) -> Iterable[Difference]:
+    amount = sum(quantity * price for _, quantity, price in lines.values())
+    if document.amount is not None and abs(amount - document.amount) > TOLERANCE:
+        detail = f"Salesforce {amount:.2f}, {system} {document.amount}"
+        yield Difference("amount_differs", system, order_id, number, document.number, detail)
+    if not document.quantities:
+        return
+    ours: dict[str, float] = {}
+    for code, quantity, _ in lines.values():
+        ours[code] = ours.get(code, 0.0) + quantity
+    for code in sorted(set(ours) | set(document.quantities)):
+        mine, theirs = ours.get(code), document.quantities.get(code)
+        if mine is None or theirs is None or abs(mine - theirs) > TOLERANCE:
+            detail = f"{code}: Salesforce {mine}, {system} {theirs}"
+            yield Difference("quantity_differs", system, order_id, number, document.number, detail)
+
+
+def _unplanned(
+    session: Session, listings: Mapping[str, dict[str, Document]]
+) -> Iterable[Difference]:
+    for name, listing in listings.items():
+        refs = set(
+            session.scalars(
+                select(Task.external_ref).where(
+                    Task.system == name,
+                    Task.external_ref.in_(list(listing)),
+                    Task.state != StepState.CANCELED,  # undone: it should be gone
+                )
+            )
+        )
+        for document in listing.values():
+            if document.number in refs or document.kind == INVOICES:
+                continue
+            yield Difference(
+                "document_without_plan",
+                name,
+                document.source_id or "",
+                document.source_number or "",
+                document.number,
+                f"{document.kind or 'document'} no live step of Orderflow's made (or undid)",
+            )
 
 
 def _effect(

@@ -59,11 +59,13 @@ class SubmitResult(BaseModel):
 
 
 class Document(BaseModel):
-    """A document a system holds (an ERP invoice), as listed for reconciliation."""
+    """A document a system holds (an ERP invoice or sales order, a subscription), as listed
+    for reconciliation."""
 
     model_config = ConfigDict(frozen=True)
 
     number: str
+    kind: str = ""  # what made it, when the system says (the stubs: the action)
     source_id: str | None = None  # the Salesforce record it came from, when the system knows
     source_number: str | None = None
     issued_on: date | None = None

@@ -207,18 +207,30 @@ def find_sku(payload: Any, skus: frozenset[str]) -> str | None:
     return payload if isinstance(payload, str) and payload in skus else None
 
 
-def document_of(effect: Effect) -> dict[str, Any]:
-    """An invoice transfer as the ERP lists it."""
-    payload = effect.payload
+def document_of(held: dict[str, Any]) -> dict[str, Any]:
+    """What a system holds in force (one entry of :func:`in_force`) as it lists it: the
+    document's number is the reference it answered with; amounts and quantities are read
+    from the payload as the default rules' contracts name them."""
+    lines = held.get("lines") if isinstance(held.get("lines"), list) else None
     quantities: dict[str, float] = {}
-    for line in payload.get("lines") or []:
-        product = str(line.get("product") or line.get("line_id"))
-        quantities[product] = quantities.get(product, 0.0) + float(line.get("quantity") or 0)
+    for line in lines if lines is not None else [held]:
+        if "quantity" in line:
+            product = str(line.get("product") or line.get("product_code") or line.get("line_id"))
+            quantities[product] = quantities.get(product, 0.0) + float(line["quantity"])
+    amount = held.get("total_amount")
+    if amount is None and lines is not None and all("unit_price" in li for li in lines):
+        amount = sum(float(li["quantity"]) * float(li["unit_price"]) for li in lines)
+    elif amount is None and "unit_price_cents" in held:
+        amount = float(held["quantity"]) * int(held["unit_price_cents"]) / 100
+    source = ("invoice_id", "salesforce_order_id", "order_item_id")
     return {
-        "number": effect.reference,
-        "source_id": payload.get("invoice_id"),
-        "source_number": payload.get("invoice_number"),
-        "issued_on": payload.get("invoice_date"),
-        "amount": payload.get("total_amount"),
+        "number": held["reference"],
+        "kind": held["action"],
+        "source_id": next((held[k] for k in source if held.get(k)), None),
+        "source_number": held.get("invoice_number") or held.get("order_number"),
+        "issued_on": held.get("invoice_date")
+        or held.get("effective_date")
+        or held.get("start_date"),
+        "amount": amount,
         "quantities": quantities,
     }

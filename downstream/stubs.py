@@ -18,7 +18,7 @@ prove exactly-once in effect. It behaves like the real thing where Orderflow mus
 - a body shorter than its ``Content-Length`` makes no effect (a real server refuses it);
 - ``expects``: a JSON Schema per action, as a system of the user's own checks its input: a
   body that does not fit is refused with a 422 naming the field (no effect);
-- the ERP lists its invoice documents (``GET /documents``) for reconciliation.
+- each lists what it holds in force (``GET /documents``) for reconciliation.
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ class StubFaults:
     slow_seconds: float = 2.0
     reject_skus: frozenset[str] = frozenset()  # payloads naming one get a permanent 422
     seed: int = 1
+
+
+def _dated_in(day: Any, since: str, until: str) -> bool:
+    return day is None or ((not since or str(day) >= since) and (not until or str(day) <= until))
 
 
 class StubSystem:
@@ -185,14 +189,11 @@ class StubSystem:
             return self._ledger.doubles()
 
     def documents(self, since: str = "", until: str = "") -> list[dict[str, Any]]:
-        """Invoice transfers as the ERP lists them, by invoice date (ISO strings)."""
-        docs = [document_of(e) for e in self.effects if e.action == "invoices"]
-        return [
-            d
-            for d in docs
-            if (not since or str(d["issued_on"]) >= since)
-            and (not until or str(d["issued_on"]) <= until)
-        ]
+        """What the system holds in force, as documents dated in the range (ISO strings;
+        a document without a date is always listed): invoice transfers, sales orders,
+        subscriptions, activations."""
+        docs = [document_of(held) for held in self.active()]
+        return [d for d in docs if _dated_in(d["issued_on"], since, until)]
 
     def record(self, action: str, payload: dict[str, Any]) -> str:
         """An effect made by hand at the system (not by Orderflow); its reference."""

@@ -13,10 +13,11 @@ from orchestration.errors import ConfigError
 
 HELP = """\
 Compares, for invoices dated and orders effective in the range (inclusive): posted invoices
-without an ERP document, ERP documents with no invoice (systems that can list them),
-amounts or quantities that differ, activated Orders never planned, Orders whose status in
-Salesforce (the configured field) is not Orderflow's, and activated Orders whose billing or
-provisioning step has no effect at the system. Read-only: nothing is written anywhere.
+without an ERP document, ERP documents with no invoice, activated Orders never planned,
+Orders whose status in Salesforce (the configured field) is not Orderflow's, completed steps
+missing at their system (step_without_effect, every system), documents a system lists that
+no step made (document_without_plan), and amounts or quantities that differ between a
+system's document and the Salesforce lines. Read-only: nothing is written anywhere.
 
 --csv columns (--json: {"differences": [{column: value}]}): kind, system, salesforce_id,
 salesforce_number, reference, detail

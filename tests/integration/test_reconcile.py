@@ -120,3 +120,106 @@ def test_every_activated_order_is_checked_by_the_configured_status_field(
     assert main([*RANGE, "--json"]) == 1
     (left,) = json.loads(capsys.readouterr().out)["differences"]
     assert (left["kind"], left["salesforce_id"]) == ("never_planned", unpolled)
+
+
+def _settled_order(world: World, monkeypatch, capsys) -> str:
+    ctx = world.context(monkeypatch)
+    order = world.add_order("PLAT-PRO")
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    assert main(RANGE) == 0
+    assert capsys.readouterr().out == ""
+    return order
+
+
+def _found(capsys) -> set[tuple[str, str, str, str]]:
+    rows = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    return {(r["kind"], r["system"], r["salesforce_id"], r["detail"]) for r in rows}
+
+
+def test_a_document_no_step_made_is_present_downstream_but_not_planned(
+    world: World, monkeypatch, capsys
+):
+    _settled_order(world, monkeypatch, capsys)
+    # Keyed in by hand at billing: a subscription Orderflow never planned.
+    line = "8025g00000000ZZAAA"
+    ref = world.stubs["billing"].record(
+        "subscriptions",
+        {
+            "order_item_id": line,
+            "account": "acme",
+            "product_code": "PLAT-PRO",
+            "quantity": 3,
+            "unit_price_cents": 1000,
+            "start_date": "2026-12-07",
+        },
+    )
+    assert main([*RANGE, "--csv"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["kind"], r["system"], r["salesforce_id"], r["reference"]) for r in rows] == [
+        ("document_without_plan", "billing", line, ref)
+    ]
+    # Outside the range it is not listed.
+    assert main(["reconcile", "--since", "2026-12-08", "--until", "2026-12-31"]) == 0
+
+
+def test_a_completed_erp_step_whose_sales_order_is_gone_is_planned_but_missing(
+    world: World, monkeypatch, capsys
+):
+    order = _settled_order(world, monkeypatch, capsys)
+    erp = world.stubs["erp"]
+    (sales_order,) = [e.reference for e in erp.effects if e.action == "sales-orders"]
+    erp.forget(sales_order)  # deleted from the ERP
+    assert main([*RANGE, "--csv"]) == 1
+    ((kind, system, sf_id, detail),) = _found(capsys)
+    assert (kind, system, sf_id) == ("step_without_effect", "erp", order)
+    assert detail.endswith(f"erp does not list {sales_order}")
+
+
+def test_quantities_and_amounts_are_compared_with_the_salesforce_lines(
+    world: World, monkeypatch, capsys
+):
+    import json
+
+    order = _settled_order(world, monkeypatch, capsys)
+    (line,) = [r["Id"] for r in world.emu.records("OrderItem") if r["OrderId"] == order]
+    world.emu.update("OrderItem", line, {"Quantity": 7})  # changed in Salesforce afterwards
+    assert main([*RANGE, "--json"]) == 1
+    found = {
+        (d["kind"], d["system"], d["detail"])
+        for d in json.loads(capsys.readouterr().out)["differences"]
+    }
+    assert found == {
+        ("amount_differs", "erp", "Salesforce 700.00, erp 500.0"),
+        ("quantity_differs", "erp", "PLAT-PRO: Salesforce 7.0, erp 5.0"),
+        ("amount_differs", "billing", "Salesforce 700.00, billing 500.0"),
+        ("quantity_differs", "billing", "PLAT-PRO: Salesforce 7.0, billing 5.0"),
+    }
+
+
+def test_an_amended_order_matches_and_an_undo_the_system_lost_is_not_planned(
+    world: World, monkeypatch, capsys
+):
+    from tests.integration.amend_world import change_order, lines_of, poll_now
+
+    ctx = world.context(monkeypatch)
+    order = world.add_order("PLAT-PRO", "ADD-SSO")
+    run_until_settled(ctx, world)
+    _, sso = lines_of(world, order)  # PLAT-PRO, ADD-SSO
+    change_order(world, order, {sso["Id"]: -5})
+    poll_now(ctx)
+    run_until_settled(ctx, world)
+    capsys.readouterr()
+    # Compared with the lines the change left (not the change order's deltas); the
+    # follow-ups changed or undid documents and made none of their own.
+    assert main(RANGE) == 0
+
+    # Billing restored from a backup taken before the stop: the subscription is back.
+    billing = world.stubs["billing"]
+    (stop,) = [e.reference for e in billing.effects if e.action == "subscription-stops"]
+    billing.forget(stop)
+    assert main([*RANGE, "--csv"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["kind"], r["system"], r["salesforce_id"]) for r in rows] == [
+        ("document_without_plan", "billing", sso["Id"])
+    ]
