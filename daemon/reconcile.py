@@ -186,13 +186,18 @@ def _orders(
             detail = "activated in Salesforce, no plan in Orderflow"
             yield Difference("never_planned", "", order_id, number, "", detail)
             continue
-        if order.get(shown) != plan.status:
+        # Adopted at the cut-over: fulfilled by the legacy integrations, nothing sent, and
+        # its status left as it was unless ORDERFLOW_CUTOVER_WRITEBACK wrote it.
+        adopted = plan.adopted_at is not None and plan.adopted_revision == plan.revision
+        if order.get(shown) != plan.status and not adopted:
             detail = f"Salesforce {order.get(shown) or 'nothing'}, Orderflow {plan.status}"
             yield Difference("status_differs", "", order_id, number, "", detail)
         lines = _snapshot_lines(plan.snapshot) if plan.supersedes else _lines(order)
         for task in plan.tasks:
             if task.revision != plan.revision or task.state != StepState.COMPLETED:
                 continue
+            if plan.adopted_at is not None and not task.external_ref:
+                continue  # an adopted step: the legacy side made its effect, under its keys
             if not task.system or FOLLOW_UP in task.step_id:  # it alters its step's document
                 continue
             listing = listings.get(task.system)

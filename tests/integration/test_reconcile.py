@@ -223,3 +223,17 @@ def test_an_amended_order_matches_and_an_undo_the_system_lost_is_not_planned(
     assert [(r["kind"], r["system"], r["salesforce_id"]) for r in rows] == [
         ("document_without_plan", "billing", sso["Id"])
     ]
+
+
+def test_an_order_adopted_at_the_cut_over_is_not_a_difference(world: World, monkeypatch, capsys):
+    from daemon.commands.run import adopt_history
+    from tests.integration.test_golive import CUTOVER_AT, historic
+
+    # Fulfilled by the legacy integrations before the cut-over: adopted, nothing sent, its
+    # Salesforce status left alone. Reconcile has nothing to say about it.
+    adopted = historic(world, world.add_order("PLAT-PRO"))
+    ctx = world.context(monkeypatch, cutover_at=CUTOVER_AT)
+    adopt_history(ctx)
+    capsys.readouterr()
+    assert main([*RANGE, "--json"]) == 0, capsys.readouterr().out
+    assert world.order_statuses()[adopted] is None
