@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 from datetime import date
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,6 +41,30 @@ def login_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "operator"
+
+
+def audited(args: argparse.Namespace, change: Callable[[Session, str, str], str]) -> int:
+    """Run an operator's audited change (``change(session, reason, actor)`` returns the line
+    to print) in one transaction: a blank ``--reason`` or a refused change is one line, exit 2."""
+    from daemon import db
+    from daemon.settings import load_settings
+    from orchestration.errors import OperatorError
+
+    reason = " ".join(args.reason.split())
+    if not reason:
+        print("orderflow: --reason must say why", file=sys.stderr)
+        return 2
+    engine = db.open_existing(load_settings().database_url)
+    try:
+        with db.sessions(engine).begin() as session:
+            line = change(session, reason, args.actor or login_name())
+    except OperatorError as exc:
+        print(f"orderflow: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(line)
+    return 0
 
 
 #: The dates any date option takes: Salesforce's own range of dates. A date outside it

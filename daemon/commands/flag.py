@@ -8,10 +8,12 @@ stays on the order; the acknowledgement, with who and why, takes it off ``task l
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.commands import Parser
+from daemon.commands import Parser, audited
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def register(commands: Any) -> None:
@@ -25,28 +27,13 @@ def register(commands: Any) -> None:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    from daemon import db
     from daemon.app import utcnow
-    from daemon.commands import login_name as login
     from daemon.commands.status import find_plan
     from daemon.flags import acknowledge
-    from daemon.settings import load_settings
-    from orchestration.errors import OperatorError
 
-    reason = " ".join(args.reason.split())
-    if not reason:
-        print("orderflow: --reason must say why", file=sys.stderr)
-        return 2
-    engine = db.open_existing(load_settings().database_url)
-    try:
-        with db.sessions(engine).begin() as session:
-            plan = find_plan(session, args.order)
-            text = acknowledge(session, plan, reason, args.actor or login(), utcnow())
-            line = f"order {plan.order_number}: flag acknowledged ({text})"
-    except OperatorError as exc:
-        print(f"orderflow: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(line)
-    return 0
+    def ack(session: Session, reason: str, actor: str) -> str:
+        plan = find_plan(session, args.order)
+        text = acknowledge(session, plan, reason, actor, utcnow())
+        return f"order {plan.order_number}: flag acknowledged ({text})"
+
+    return audited(args, ack)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.commands import Parser, login_name, positive_int
+from daemon.commands import Parser, audited, positive_int
 from daemon.commands.colour import paint
 from daemon.settings import load_settings
-from orchestration.errors import OperatorError
 from orchestration.states import Resolution
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def register(commands: Any) -> None:
@@ -40,26 +41,13 @@ def register(commands: Any) -> None:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from daemon import db, store
+    from daemon import store
 
-    reason = " ".join(args.reason.split())
-    if not reason:
-        print("orderflow: --reason must say why", file=sys.stderr)
-        return 2
-    actor = args.actor or login_name()
-    settings = load_settings()
-    engine = db.open_existing(settings.database_url)
-    try:
-        with db.sessions(engine).begin() as session:
-            task = store.resolve_task(session, args.id, args.verb, reason, actor, datetime.now(UTC))
-            line = f"task {task.id} ({task.title}): {task.state}"
-    except OperatorError as exc:
-        print(f"orderflow: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(line)
-    return 0
+    def resolve(session: Session, reason: str, actor: str) -> str:
+        task = store.resolve_task(session, args.id, args.verb, reason, actor, datetime.now(UTC))
+        return f"task {task.id} ({task.title}): {task.state}"
+
+    return audited(args, resolve)
 
 
 def _list(args: argparse.Namespace) -> int:
