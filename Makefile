@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint metadata lwc unit bench reliability clean
+.PHONY: demo test lint metadata lwc unit bench reliability clean protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,9 @@ reliability: $(STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules .demo .mypy_cache .ruff_cache .pytest_cache
+
+# salesforce/pubsub's gRPC stubs, from Salesforce's Pub/Sub API .proto (committed: the build
+# needs no protoc; tests/unit/test_pubsub_changed_fields.py checks they match the .proto).
+protos: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+		salesforce/pubsub/pubsub_api.proto
