@@ -123,7 +123,10 @@ def claim_requests(
             system=system,
             busy=busy,
         )
-        return [(task.id, _request(task, session)) for task in due]
+        plan_ids = {task.plan_id for task in due}
+        rows = session.execute(select(Plan.id, Plan.order_id).where(Plan.id.in_(plan_ids)))
+        order_ids = {plan_id: order_id for plan_id, order_id in rows} if due else {}
+        return [(task.id, _request(task, order_ids[task.plan_id])) for task in due]
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,12 @@ def send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
     return Answer(task_id, result)
 
 
-def _request(task: Task, session: Session) -> TaskRequest:
-    plan = session.get(Plan, task.plan_id)
-    assert plan is not None
+def _request(task: Task, order_id: str) -> TaskRequest:
     return TaskRequest(
         system=task.system or "",
         action=task.action or "",
         idempotency_key=task.idempotency_key,
-        step_ref=f"{plan.order_id}/{task.step_id}/r{task.revision}",
+        step_ref=f"{order_id}/{task.step_id}/r{task.revision}",
         payload=task.payload,
         correlation=correlation_for(task),
         rule=task.rule,
