@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from daemon import instances
+from daemon import db, instances
 from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.models import Task
@@ -141,3 +141,37 @@ def test_two_instances_on_postgresql_each_send_a_share_with_no_duplicate(
         assert session.scalars(select(Task).where(Task.lease_owner.is_not(None))).all() == []
     for ctx in (first, second):
         ctx.sessions.kw["bind"].dispose()
+
+
+@pytest.mark.parametrize("serialised", [True, False], ids=["serialised", "as-pysqlite-does"])
+def test_sqlite_transactions_of_several_threads_lose_no_update_once_serialised(
+    tmp_path: Path, serialised: bool
+):
+    """Two threads read a counter and write it plus one: the second must read the first's."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'serial.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
+    if serialised:
+        db.serialise_transactions(engine)
+    first_read, second_read = threading.Event(), threading.Event()
+
+    def add_one(first: bool) -> None:
+        with engine.begin() as conn:
+            n = conn.exec_driver_sql("SELECT n FROM counter").scalar_one()
+            if first:
+                first_read.set()
+                second_read.wait(timeout=1)  # serialised, the second cannot read before this ends
+            else:
+                second_read.set()
+            conn.exec_driver_sql("UPDATE counter SET n = ?", (n + 1,))
+
+    first = threading.Thread(target=add_one, args=(True,))
+    first.start()
+    assert first_read.wait(timeout=30)
+    add_one(False)
+    first.join()
+    with engine.connect() as conn:
+        total = conn.exec_driver_sql("SELECT n FROM counter").scalar_one()
+    engine.dispose()
+    assert total == (2 if serialised else 1)
