@@ -219,13 +219,15 @@ def _record(ctx: Context, answers: list[Answer], advance: bool = False) -> None:
         by_id = select(Task).where(Task.id.in_(ids)).order_by(Task.id)
         tasks = {t.id: t for t in _locked(session, by_id)}
         touched: set[int] = set()
-        for answer in answers:
-            task = tasks.get(answer.task_id)
-            if task is None or task.state != StepState.IN_PROGRESS:
-                continue  # its callback arrived before this answer and finished it
-            _apply(ctx, session, task, answer, now)
-            ctx.answered(session, plans[task.plan_id].order_id, task, now)  # the system's key
-            touched.add(task.plan_id)
+        # One flush at the end, not one per answer (the keys learned below query the store).
+        with session.no_autoflush:
+            for answer in answers:
+                task = tasks.get(answer.task_id)
+                if task is None or task.state != StepState.IN_PROGRESS:
+                    continue  # its callback arrived before this answer and finished it
+                _apply(ctx, session, task, answer, now)
+                ctx.answered(session, plans[task.plan_id].order_id, task, now)  # system's key
+                touched.add(task.plan_id)
         for plan_id in sorted(touched):
             store.refresh_rollup(plans[plan_id], now)
         if advance and touched:
