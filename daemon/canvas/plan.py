@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.canvas.layout import Graph, StepIn, lane_of, layout
+from daemon.canvas.layout import ORDER_ROW, Graph, StepIn, lane_of, layout
 from daemon.canvas.orders import AT_RISK, LATE, UNSETTLED, jeopardy_of
 from daemon.models import Plan, SourceRecord, Task, TaskEvent
 from orchestration.records import Order
@@ -168,7 +168,14 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
     live = [t for t in plan.tasks if t.revision == plan.revision]
     settled_plan = plan.status not in UNSETTLED
     steps = [step_of(t, settled_plan or t.state in _FINISHED) for t in live]
-    graph = layout([StepIn(s.step_id, s.lane, tuple(s.depends_on), s.id) for s in steps])
+    lines = decomposition(session, plan, steps)
+    graph = layout(
+        [
+            StepIn(s.step_id, s.lane, s.line_id or ORDER_ROW, tuple(s.depends_on), s.id)
+            for s in steps
+        ],
+        {line.line_id or ORDER_ROW: row_label(line) for line in lines},
+    )
     return PlanView(
         id=plan.id,
         order_id=plan.order_id,
@@ -189,10 +196,19 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
         age_seconds=max(0, int((now - plan.created_at).total_seconds())),
         steps=steps,
         graph=graph,
-        lines=decomposition(session, plan, steps),
+        lines=lines,
         earlier_steps=len(plan.tasks) - len(live),
         attention=first_attention(steps, graph),
     )
+
+
+def row_label(line: Line) -> tuple[str, str]:
+    """A line's row on the graph: its number and quantity ("#2", times 5), its product code."""
+    if line.line_id is None:
+        return "Order", "as a whole"
+    number = f"#{line.number}" if line.number else "Line"
+    label = f"{number} \u00d7 {line.quantity}" if line.quantity else number
+    return label, line.product.split(" · ")[0]
 
 
 def decomposition(session: Session, plan: Plan, steps: list[Step]) -> list[Line]:
