@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from salesforce.emulator import metadata
-from salesforce.emulator.access import ORG_GRANTS, Access
+from salesforce.emulator.access import ORG_GRANTS, Access, undeployable
 from salesforce.emulator.api import RestApi
 from salesforce.emulator.auth import Sessions
 from salesforce.emulator.faults import Fault, FaultDice, FaultKind
@@ -55,6 +55,10 @@ class Emulator:
         self.schema = Schema(deployed, invoices=invoices)
         grants = Grants()
         assigned = metadata.INTEGRATION_SETS if permission_sets is None else permission_sets
+        for name in deployed.permission_sets:
+            refused = undeployable(self.schema, deployed.permission_sets[name])
+            if refused:
+                raise ValueError(f"permission set {name}: {refused[0]}")
         for name in assigned:
             grants.merge(deployed.permission_sets[name])
         grants.merge(ORG_GRANTS)
