@@ -63,6 +63,9 @@ INVOICE_LINE_FIELDS = (
     "ChargeAmount",
     "ReferenceEntityItemId",
 )
+#: The Order's Account name through its relationship: for people to read, never a change
+#: to the order (daemon.store leaves it out of the content hash).
+ACCOUNT_NAME = "Account.Name"
 #: Fields every poll needs whatever the settings say: the key, the cursor, deletions.
 SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -149,6 +152,9 @@ class PollFields:
     #: Whether Invoice and InvoiceLine are read (ORDERFLOW_SF_INVOICES; not every org has
     #: Revenue Cloud Billing's Invoice objects).
     invoices: bool = True
+    #: Whether the Order's Account.Name is read (shown to operators; only when the user
+    #: can read Account: without it the relationship is an INVALID_FIELD).
+    account_names: bool = False
 
     @property
     def objects(self) -> tuple[str, ...]:
@@ -160,8 +166,9 @@ class PollFields:
 
     def _order_select(self) -> str:
         lines = _select(("Id",), self.line, (f"Product2.{f}" for f in self.product))
+        account = (ACCOUNT_NAME,) if self.account_names else ()
         return (
-            f"SELECT {_select(SYSTEM_FIELDS, self.order)}, "
+            f"SELECT {_select(SYSTEM_FIELDS, self.order, account)}, "
             f"(SELECT {lines} FROM OrderItems WHERE IsDeleted = false ORDER BY Id) FROM Order"
         )
 

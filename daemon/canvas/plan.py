@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from daemon.accounts import account_names
 from daemon.canvas.layout import ORDER_ROW, Graph, StepIn, lane_of, layout
 from daemon.canvas.orders import AT_RISK, LATE, UNSETTLED, jeopardy_of
 from daemon.models import Plan, SourceRecord, Task, TaskEvent
@@ -94,6 +95,7 @@ class PlanView:
     order_id: str
     order_number: str
     account_id: str | None
+    account_name: str | None  # as Salesforce gave it (daemon.accounts)
     kind: str
     status: str
     state: str
@@ -181,6 +183,7 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
         order_id=plan.order_id,
         order_number=plan.order_number,
         account_id=plan.account_id,
+        account_name=account_names(session, [plan.order_id]).get(plan.order_id),
         kind=plan.kind,
         status=plan.status,
         state=plan.state,

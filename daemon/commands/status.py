@@ -40,7 +40,8 @@ Order id): that order's plan as a tree, each step under the step it waits for.
                              writeback_retrying, flagged_orders}
   cutover                   {cutover, adopted_at, adopted_plans, history} (orderflow cutover)
 one order:
-  order_id, order_number, status, state, progress, revision, rules_version,
+  order_id, order_number, account_id, account_name (null where Salesforce gave none),
+  status, state, progress, revision, rules_version,
   written_status, writeback_error, flag, flag_acknowledged, updated_at,
   steps: [{step_id, title, kind, system, action, state, depends_on, parent, depth,
            not_before, next_attempt_at, attempts, message, external_ref, updated_at}]
@@ -149,12 +150,15 @@ def find_plan(session: Session, ref: str) -> Plan:
 
 def order_plan(session: Session, ref: str) -> dict[str, Any]:
     """One order's plan, its live steps in tree order."""
+    from daemon.accounts import account_names
     from daemon.flags import acknowledgement, flag_text
 
     plan = find_plan(session, ref)
     return {
         "order_id": plan.order_id,
         "order_number": plan.order_number,
+        "account_id": plan.account_id,
+        "account_name": account_names(session, [plan.order_id]).get(plan.order_id),
         "status": plan.status,
         "state": plan.state,
         "progress": plan.progress,
@@ -266,11 +270,18 @@ def _acknowledged(ack: dict[str, Any] | None) -> str:
     return f" (acknowledged by {ack['actor']}: {ack['reason']})" if ack else ""
 
 
+def _account(summary: dict[str, Any]) -> str:
+    """The Account's name with its id, or the id alone where Salesforce gave no name."""
+    name, account_id = summary["account_name"], summary["account_id"] or "none"
+    return f"{name} ({account_id})" if name else account_id
+
+
 def _plan_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"order {summary['order_number']} ({summary['order_id']}): {paint(summary['status'])}, "
         f"{summary['progress']}% done, plan revision {summary['revision']}, "
         f"rules {summary['rules_version']}",
+        f"account: {_account(summary)}",
         f"Salesforce shows: {summary['written_status'] or 'nothing yet'}"
         + (
             f" (writeback error: {summary['writeback_error']})"
