@@ -240,7 +240,8 @@ def test_a_parent_field_is_read_through_its_relationship_as_the_user_may(emu: Em
     assert row["Account"]["Name"] == "Acme"
     assert row["Account"]["attributes"]["type"] == "Account"
     # Account.Name is required, so without field-level security: the object's read grants it.
-    assert not emu.access.schema.obj("Account").field("Name").permissionable
+    name = emu.access.schema.obj("Account").field("Name")
+    assert name is not None and not name.permissionable
     # An Account the user cannot read: the relationship is not understood (INVALID_FIELD).
     emu.access.revoke("Account")
     with pytest.raises(SalesforceMalformedRequest) as exc:
