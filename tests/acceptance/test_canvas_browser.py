@@ -291,6 +291,10 @@ def test_a_30_step_plan_opens_on_its_first_step_needing_attention_and_zooms_to_f
     open_plan(page, url, big)
     steps = page.locator("svg.graph a.step")
     assert steps.count() >= 30
+    # The Account by the name Salesforce gave, its id on hover and beside it.
+    account = page.locator("#plan-head dd.account")
+    assert (account.get_attribute("title") or "").startswith("001")
+    assert account.inner_text().split()[0].isalpha()
 
     # One row per commercial line (and one for the order as a whole), each as tall as the
     # steps it holds: no row without steps, no empty band above or below them.
