@@ -72,3 +72,15 @@ def test_only_callouts_get_a_system_lane():
     assert lane_of("callout", "erp") == "erp"
     assert lane_of("manual", None) == INTERNAL
     assert lane_of("auto", "erp") == INTERNAL
+
+
+def test_a_title_wraps_onto_two_lines_between_words_the_rest_clipped():
+    from daemon.canvas.display import wrap
+
+    assert wrap("Provisioning: activate licenses", 21) == ["Provisioning:", "activate licenses"]
+    assert wrap("Check the order header", 21) == ["Check the order", "header"]
+    assert wrap("Short", 21) == ["Short"]
+    assert wrap("", 21) == []
+    long = wrap("Usage metered (point of no return) and then some more words", 21)
+    assert long == ["Usage metered (point", "of no return) and th…"]
+    assert all(len(line) <= 21 for line in wrap("x" * 50, 21))
