@@ -79,8 +79,14 @@ class Emulator:
         )
         self._server: HttpsServer | None = None
         #: The change event bus (Change Data Capture): controls and counters for tests.
-        self.events = Bus(self.schema, deployed.cdc_entities, api_version)
-        self.store.watch(self.events.watched_objects(), self.events.publish)
+        self.events = Bus(
+            self.schema,
+            deployed.cdc_entities,
+            api_version,
+            readable=lambda name: self.org.api_schema().obj(name),
+        )
+        if pubsub:  # an org without the Pub/Sub API keeps no change events
+            self.store.watch(self.events.watched_objects(), self.events.publish)
         self._pubsub = (
             PubSubServer(self.events, self._sessions, lambda: self.url, keepalive=pubsub_keepalive)
             if pubsub
@@ -197,7 +203,8 @@ class Emulator:
     def select_cdc(self, entities: Sequence[str]) -> None:
         """Select the entities (``OrderChangeEvent``, ...) for Change Data Capture."""
         self.events.select(entities)
-        self.store.watch(self.events.watched_objects(), self.events.publish)
+        if self._pubsub is not None:
+            self.store.watch(self.events.watched_objects(), self.events.publish)
 
     def drop_streams(self) -> None:
         """End every open Subscribe stream with UNAVAILABLE."""

@@ -140,23 +140,34 @@ def _ms(stamp: Any) -> int:
     return int(parse_datetime(str(stamp)).timestamp() * 1000)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Event:
-    """One published change event, as the bus keeps it."""
+    """One published change event, as the bus keeps it: the Avro record is encoded the
+    first time a stream delivers it (most events of a test run are never read)."""
 
     replay_id: int
     topic: str
     schema_id: str
     event_id: str
-    payload: bytes
+    record: dict[str, Any]
     published_ms: int
+    encoded: bytes | None = None
 
 
 class Bus:
     """The org's change event bus; thread-safe. ``cond`` wakes streams on every event."""
 
-    def __init__(self, schema: Schema, entities: Iterable[str], api_version: str) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        entities: Iterable[str],
+        api_version: str,
+        readable: Callable[[str], ObjectDef] | None = None,
+    ) -> None:
+        """``readable``: the object as the subscribing (API) user sees it; an event carries
+        only the fields that user may read (field-level security), None: every field."""
         self.schema = schema
+        self.readable = readable
         self.api_version = api_version
         self.cond = threading.Condition()
         self._entities: set[str] = set()
@@ -164,12 +175,13 @@ class Bus:
         self._log: dict[str, list[Event]] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._parsed: dict[str, Any] = {}
+        self._current: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
         #: Replay ids above ``forgotten`` and up to ``latest`` are valid starting points.
         self.latest = time.time_ns() // 1_000_000 << 12
         self.forgotten = self.latest - 1
         self._commits = 0
         self.paused = False
-        self._held: list[tuple[str, str, bytes]] = []
+        self._held: list[tuple[str, str, dict[str, Any]]] = []
         #: Events published, by topic.
         self.published: Counter[str] = Counter()
         #: Bumped by :meth:`drop_streams`; a stream opened before the bump is closed.
@@ -202,13 +214,18 @@ class Bus:
 
     def schema_for(self, odef: ObjectDef) -> tuple[str, dict[str, Any]]:
         """The current schema of ``odef``'s change event and its id (remembered)."""
-        schema = change_schema(odef)
-        sid = schema_id_of(schema)
+        key = (odef.name, self.schema.revision)
         with self.cond:
+            known = self._current.get(key)
+            if known is not None:
+                return known
+            schema = change_schema(odef)
+            sid = schema_id_of(schema)
             if sid not in self._schemas:
                 self._schemas[sid] = schema
                 self._parsed[sid] = fastavro.parse_schema(schema)
-        return sid, schema
+            self._current[key] = sid, schema
+            return sid, schema
 
     def schema_json(self, schema_id: str) -> str | None:
         """A schema served before (or of a selected topic now), as JSON; None if unknown."""
@@ -228,11 +245,13 @@ class Bus:
         commit_ms = max(stamps) if stamps else int(time.time() * 1000)
         key = uuid.uuid4().hex
         sequence = 0
+        watched = self.watched_objects()
         for change in changes:
             odef = self.schema.find(change.sobject)
-            if odef is None or change.sobject not in self.watched_objects():
+            if odef is None or change.sobject not in watched:
                 continue
-            header, record = self._record(odef, change)
+            seen = self.readable(odef.name) if self.readable else odef
+            header, record = self._record(odef, change, set(seen.fields))
             if header is None:
                 continue
             sequence += 1
@@ -243,33 +262,35 @@ class Bus:
             self._append(odef, {"ChangeEventHeader": header, **record})
 
     def _record(
-        self, odef: ObjectDef, change: Change
+        self, odef: ObjectDef, change: Change, readable: set[str]
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         before, after = change.before, change.after
-        fields = event_fields(odef)
-        values = {f.name: _avro_value(f, after.get(f.name)) for f in fields}
+        _, schema = self.schema_for(odef)
+        named = [f["name"] for f in schema["fields"][1:]]
+        fields = [odef.fields[name.lower()] for name in named if name.lower() in readable]
         was_deleted = bool(before and before.get("IsDeleted"))
         changed: list[str] = []
         nulled: list[str] = []
         if before is None or (was_deleted and not after.get("IsDeleted")):
             kind = "CREATE" if before is None else "UNDELETE"
+            values = {f.name: _avro_value(f, after.get(f.name)) for f in fields}
         elif after.get("IsDeleted") and not was_deleted:
             kind, values = "DELETE", {}
         else:
             kind = "UPDATE"
-            changed = [f.name for f in fields if before.get(f.name) != after.get(f.name)]
-            if not changed:
+            touched = [f for f in fields if before.get(f.name) != after.get(f.name)]
+            if not touched:
                 return None, {}
+            values = {f.name: _avro_value(f, after.get(f.name)) for f in touched}
+            changed = [f.name for f in touched]
             nulled = [name for name in changed if values[name] is None]
-            values = {name: values[name] for name in changed}
-        _, schema = self.schema_for(odef)
         header = {
             "entityName": odef.name,
             "recordIds": [change.id],
             "changeType": kind,
-            "nulledFields": changed_fields.encode(nulled, schema),
+            "nulledFields": changed_fields.encode(nulled, schema) if nulled else [],
             "diffFields": [],
-            "changedFields": changed_fields.encode(changed, schema),
+            "changedFields": changed_fields.encode(changed, schema) if changed else [],
         }
         return header, values
 
@@ -308,19 +329,17 @@ class Bus:
     def _append(self, odef: ObjectDef, record: dict[str, Any]) -> None:
         sid, _ = self.schema_for(odef)
         topic = f"/data/{ENTITIES[odef.name]}"
-        buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, self._parsed[sid], record)
         with self.cond:
             if self.paused:
-                self._held.append((topic, sid, buffer.getvalue()))
+                self._held.append((topic, sid, record))
                 return
-            self._number(topic, sid, buffer.getvalue())
+            self._number(topic, sid, record)
             self.cond.notify_all()
 
-    def _number(self, topic: str, sid: str, payload: bytes) -> None:
+    def _number(self, topic: str, sid: str, record: dict[str, Any]) -> None:
         self.latest += 1
         now = int(time.time() * 1000)
-        event = Event(self.latest, topic, sid, str(uuid.uuid4()), payload, now)
+        event = Event(self.latest, topic, sid, str(uuid.uuid4()), record, now)
         self._log.setdefault(topic, []).append(event)
         self.published[topic] += 1
 
@@ -334,11 +353,20 @@ class Bus:
         with self.cond:
             self.paused = False
             held, self._held = self._held, []
-            for topic, sid, payload in held:
-                self._number(topic, sid, payload)
+            for topic, sid, record in held:
+                self._number(topic, sid, record)
             self.cond.notify_all()
 
     # -- reading ---------------------------------------------------------------------------
+    def payload(self, event: Event) -> bytes:
+        """The event's Avro encoding (schemaless, against its schema id's schema)."""
+        with self.cond:
+            if event.encoded is None:
+                buffer = io.BytesIO()
+                fastavro.schemaless_writer(buffer, self._parsed[event.schema_id], event.record)
+                event.encoded = buffer.getvalue()
+            return event.encoded
+
     def after(self, topic: str, replay_id: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of ``topic`` after ``replay_id``, oldest first."""
         with self.cond:

@@ -153,7 +153,9 @@ class _Servicer(pb_grpc.PubSubServicer):
                 latest = position if bus.after(topic, position, 1) else bus.latest
             events = [
                 pb.ConsumerEvent(
-                    event=pb.ProducerEvent(id=e.event_id, schema_id=e.schema_id, payload=e.payload),
+                    event=pb.ProducerEvent(
+                        id=e.event_id, schema_id=e.schema_id, payload=bus.payload(e)
+                    ),
                     replay_id=replay_bytes(e.replay_id),
                 )
                 for e in batch

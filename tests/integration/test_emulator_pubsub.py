@@ -372,3 +372,28 @@ def test_userinfo_needs_a_session(emu: Emulator) -> None:
             timeout=TIMEOUT,
         )
     assert answer.status_code == 403
+
+
+def test_events_carry_only_fields_the_subscriber_may_read(tmp_path: Path) -> None:
+    with Emulator(tmp_path / "org", pubsub_keepalive=0.2) as emu:  # the integration user
+        token = emu.issue_session()
+        auth = (("accesstoken", token), ("instanceurl", emu.url), ("tenantid", _org_id(emu, token)))
+        order = _order(emu)
+        emu.access.revoke("Order.Description")
+        # A Salesforce user activates the order in the UI.
+        emu.update("Order", order, {"Status": "Activated", "Description": "secret"})
+        credentials = grpc.ssl_channel_credentials(emu.ca_file.read_bytes())
+        with grpc.secure_channel(emu.pubsub_endpoint, credentials) as channel:
+            stub = pb_grpc.PubSubStub(channel)
+            _, call = _subscribe(stub, auth, 10)
+            create, update = (_decode(stub, auth, e) for e in _events(call, 2))
+    header = update["ChangeEventHeader"]
+    assert header["changed"] == {"Status", "LastModifiedDate"}  # StatusCode: no read grant
+    assert (update["Status"], update["Description"], update["StatusCode"]) == (
+        "Activated",
+        None,
+        None,
+    )
+    assert header["commitUser"] == ADMIN_USER_ID
+    assert create["ChangeEventHeader"]["changeType"] == "CREATE"
+    assert create["AccountId"] is not None and create["StatusCode"] is None
