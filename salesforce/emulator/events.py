@@ -186,6 +186,11 @@ class Bus:
         self.published: Counter[str] = Counter()
         #: Bumped by :meth:`drop_streams`; a stream opened before the bump is closed.
         self.drops = 0
+        #: The bus's clock (seconds since the epoch): a test moves it to age events out.
+        self.clock: Callable[[], float] = time.time
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     # -- topics and schemas ----------------------------------------------------------------
     def select(self, entities: Iterable[str]) -> None:
@@ -242,7 +247,7 @@ class Bus:
             self._commits += 1
             commit_number = self._commits
         stamps = [_ms(c.after["SystemModstamp"]) for c in changes if c.after.get("SystemModstamp")]
-        commit_ms = max(stamps) if stamps else int(time.time() * 1000)
+        commit_ms = max(stamps) if stamps else self._now_ms()
         key = uuid.uuid4().hex
         sequence = 0
         watched = self.watched_objects()
@@ -317,7 +322,7 @@ class Bus:
             "changeOrigin": "",
             "transactionKey": uuid.uuid4().hex,
             "sequenceNumber": 1,
-            "commitTimestamp": int(time.time() * 1000),
+            "commitTimestamp": self._now_ms(),
             "commitNumber": commit_number,
             "commitUser": API_USER_ID,
             "nulledFields": [],
@@ -338,7 +343,7 @@ class Bus:
 
     def _number(self, topic: str, sid: str, record: dict[str, Any]) -> None:
         self.latest += 1
-        now = int(time.time() * 1000)
+        now = self._now_ms()
         event = Event(self.latest, topic, sid, str(uuid.uuid4()), record, now)
         self._log.setdefault(topic, []).append(event)
         self.published[topic] += 1
@@ -390,7 +395,7 @@ class Bus:
 
     def _expire(self) -> None:
         """Forget what was published more than 72 hours ago (replay ids grow with time)."""
-        horizon = int(time.time() * 1000) - RETENTION_MS
+        horizon = self._now_ms() - RETENTION_MS
         expired = [
             event.replay_id
             for log in self._log.values()

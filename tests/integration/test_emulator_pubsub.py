@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,19 @@ def test_events_carry_only_fields_the_subscriber_may_read(tmp_path: Path) -> Non
     assert header["commitUser"] == ADMIN_USER_ID
     assert create["ChangeEventHeader"]["changeType"] == "CREATE"
     assert create["AccountId"] is not None and create["StatusCode"] is None
+
+
+def test_events_are_kept_72_hours(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -> None:
+    order = _order(emu)
+    emu.update("Order", order, {"Description": "later"})
+    _, call = _subscribe(stub, auth, 10)
+    first, second = _events(call, 2)
+    published = time.time()
+    emu.events.clock = lambda: published + 71 * 3600
+    _, kept = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, first.replay_id)
+    assert _events(kept, 1)[0].replay_id == second.replay_id
+    emu.events.clock = lambda: published + 73 * 3600
+    _, expired = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, first.replay_id)
+    assert _code(expired)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    _, earliest = _subscribe(stub, auth, 10)
+    assert list(next(earliest).events) == []
