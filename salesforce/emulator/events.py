@@ -186,6 +186,9 @@ class Bus:
         self.published: Counter[str] = Counter()
         #: Bumped by :meth:`drop_streams`; a stream opened before the bump is closed.
         self.drops = 0
+        #: One event for the same change made to several records in a transaction (recordIds
+        #: lists them all), as Salesforce does; off: one event per record.
+        self.group_records = False
         #: The bus's clock (seconds since the epoch): a test moves it to age events out.
         self.clock: Callable[[], float] = time.time
 
@@ -249,8 +252,9 @@ class Bus:
         stamps = [_ms(c.after["SystemModstamp"]) for c in changes if c.after.get("SystemModstamp")]
         commit_ms = max(stamps) if stamps else self._now_ms()
         key = uuid.uuid4().hex
-        sequence = 0
         watched = self.watched_objects()
+        events: list[tuple[ObjectDef, dict[str, Any]]] = []
+        alike: dict[str, list[str]] = {}  # same change to several records: their recordIds
         for change in changes:
             odef = self.schema.find(change.sobject)
             if odef is None or change.sobject not in watched:
@@ -259,12 +263,21 @@ class Bus:
             header, record = self._record(odef, change, set(seen.fields))
             if header is None:
                 continue
-            sequence += 1
             user = change.user or API_USER_ID
             origin = f"com/salesforce/api/rest/{self.api_version}" if user == API_USER_ID else ""
-            header.update(changeOrigin=origin, transactionKey=key, sequenceNumber=sequence)
-            header.update(commitTimestamp=commit_ms, commitNumber=commit_number, commitUser=user)
-            self._append(odef, {"ChangeEventHeader": header, **record})
+            header.update(changeOrigin=origin, transactionKey=key, commitUser=user)
+            header.update(commitTimestamp=commit_ms, commitNumber=commit_number)
+            ids = header.pop("recordIds")
+            same = json.dumps([header, record], sort_keys=True, default=str)
+            header["recordIds"] = ids
+            if self.group_records and header["changeType"] != "CREATE" and same in alike:
+                alike[same].extend(header["recordIds"])
+                continue
+            alike[same] = header["recordIds"]
+            events.append((odef, {"ChangeEventHeader": header, **record}))
+        for sequence, (odef, record) in enumerate(events, start=1):
+            record["ChangeEventHeader"]["sequenceNumber"] = sequence
+            self._append(odef, record)
 
     def _record(
         self, odef: ObjectDef, change: Change, readable: set[str]

@@ -414,3 +414,30 @@ def test_events_are_kept_72_hours(stub: pb_grpc.PubSubStub, auth: Metadata, emu:
     assert _code(expired)[0] == grpc.StatusCode.INVALID_ARGUMENT
     _, earliest = _subscribe(stub, auth, 10)
     assert list(next(earliest).events) == []
+
+
+def test_the_same_change_to_several_records_is_one_event(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    emu.events.group_records = True
+    account = emu.insert("Account", {"Name": "Acme"})
+    fields = {"AccountId": account, "Status": "Draft", "EffectiveDate": "2026-01-01"}
+    orders = emu.insert_many("Order", [fields] * 3)
+    sf: Any = connect(emu)
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Order"}, "id": order, "Description": text}
+            for order, text in zip(orders, ["same", "same", "other"], strict=True)
+        ],
+    }
+    sf.restful("composite/sobjects", method="PATCH", json=body)
+    _, call = _subscribe(stub, auth, 10, pb.ReplayPreset.EARLIEST)
+    records = [_decode(stub, auth, e) for e in _events(call, 5)]
+    creates = [r["ChangeEventHeader"]["recordIds"] for r in records[:3]]
+    assert creates == [[order] for order in orders]  # creates are never grouped
+    same, other = (r["ChangeEventHeader"] for r in records[3:])
+    assert (same["recordIds"], other["recordIds"]) == (orders[:2], orders[2:])
+    assert (same["sequenceNumber"], other["sequenceNumber"]) == (1, 2)
+    assert same["transactionKey"] == other["transactionKey"]
+    assert (records[3]["Description"], records[4]["Description"]) == ("same", "other")
