@@ -267,8 +267,10 @@ class Bus:
             origin = f"com/salesforce/api/rest/{self.api_version}" if user == API_USER_ID else ""
             header.update(changeOrigin=origin, transactionKey=key, commitUser=user)
             header.update(commitTimestamp=commit_ms, commitNumber=commit_number)
+            # The emulator stamps each record of a transaction at its own millisecond.
+            alike_record = {k: v for k, v in record.items() if k != "LastModifiedDate"}
             ids = header.pop("recordIds")
-            same = json.dumps([header, record], sort_keys=True, default=str)
+            same = json.dumps([header, alike_record], sort_keys=True, default=str)
             header["recordIds"] = ids
             if self.group_records and header["changeType"] != "CREATE" and same in alike:
                 alike[same].extend(header["recordIds"])

@@ -67,8 +67,8 @@ class Requests:
         self._queue: queue.Queue[pb.FetchRequest] = queue.Queue()
         self._queue.put(first)
 
-    def more(self, n: int) -> None:
-        self._queue.put(pb.FetchRequest(num_requested=n))
+    def more(self, n: int, topic: str = "") -> None:
+        self._queue.put(pb.FetchRequest(topic_name=topic, num_requested=n))
 
     def __iter__(self) -> Iterator[pb.FetchRequest]:
         while True:
@@ -441,3 +441,28 @@ def test_the_same_change_to_several_records_is_one_event(
     assert (same["sequenceNumber"], other["sequenceNumber"]) == (1, 2)
     assert same["transactionKey"] == other["transactionKey"]
     assert (records[3]["Description"], records[4]["Description"]) == ("same", "other")
+
+
+def test_a_stream_checks_each_request(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    more, call = _subscribe(stub, auth, 1, pb.ReplayPreset.LATEST)
+    next(call)
+    more.more(1, "/data/OrderItemChangeEvent")
+    code, message = _code(call)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "/data/OrderItemChangeEvent" in message
+
+    # The session expires on the REST side while a stream is open: its next request fails.
+    more, call = _subscribe(stub, auth, 1, pb.ReplayPreset.LATEST)
+    next(call)
+    emu.refuse_next("invalid_session")
+    token = auth[0][1]
+    with pinned_session(emu) as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (
+            session.get(data_url(emu, "limits"), headers=headers, timeout=TIMEOUT).status_code
+            == 401
+        )
+    more.more(1)
+    assert _code(call)[0] == grpc.StatusCode.UNAUTHENTICATED
