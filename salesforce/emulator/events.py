@@ -140,6 +140,13 @@ def _ms(stamp: Any) -> int:
     return int(parse_datetime(str(stamp)).timestamp() * 1000)
 
 
+def _likeness(header: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """What two events of one transaction share when they are the same change."""
+    # The emulator stamps each record of a transaction at its own millisecond.
+    fields = {k: v for k, v in record.items() if k != "LastModifiedDate"}
+    return json.dumps([{**header, "recordIds": None}, fields], sort_keys=True, default=str)
+
+
 @dataclass
 class Event:
     """One published change event, as the bus keeps it: the Avro record is encoded the
@@ -267,15 +274,12 @@ class Bus:
             origin = f"com/salesforce/api/rest/{self.api_version}" if user == API_USER_ID else ""
             header.update(changeOrigin=origin, transactionKey=key, commitUser=user)
             header.update(commitTimestamp=commit_ms, commitNumber=commit_number)
-            # The emulator stamps each record of a transaction at its own millisecond.
-            alike_record = {k: v for k, v in record.items() if k != "LastModifiedDate"}
-            ids = header.pop("recordIds")
-            same = json.dumps([header, alike_record], sort_keys=True, default=str)
-            header["recordIds"] = ids
-            if self.group_records and header["changeType"] != "CREATE" and same in alike:
-                alike[same].extend(header["recordIds"])
-                continue
-            alike[same] = header["recordIds"]
+            if self.group_records and header["changeType"] != "CREATE":
+                same = _likeness(header, record)
+                if same in alike:
+                    alike[same].extend(header["recordIds"])
+                    continue
+                alike[same] = header["recordIds"]
             events.append((odef, {"ChangeEventHeader": header, **record}))
         for sequence, (odef, record) in enumerate(events, start=1):
             record["ChangeEventHeader"]["sequenceNumber"] = sequence
