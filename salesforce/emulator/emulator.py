@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
 from salesforce.emulator.metadata import Grants
 from salesforce.emulator.org import Org
-from salesforce.emulator.pubsub import PubSubServer
+from salesforce.emulator.pubsub import PubSubServer, control
 from salesforce.emulator.query import CHILD_BATCH, QueryEngine
 from salesforce.emulator.schema import Schema
 from salesforce.emulator.server import HttpsServer
@@ -87,6 +88,7 @@ class Emulator:
         )
         if pubsub:  # an org without the Pub/Sub API keeps no change events
             self.store.watch(self.events.watched_objects(), self.events.publish)
+            self._gateway.pubsub_control = partial(control, self.events)
         self._pubsub = (
             PubSubServer(self.events, self._sessions, lambda: self.url, keepalive=pubsub_keepalive)
             if pubsub

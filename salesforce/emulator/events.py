@@ -2,9 +2,7 @@
 
 - **Topics**: ``/data/OrderChangeEvent`` and the like, one per entity selected for CDC (the
   metadata's PlatformEventChannelMember components on ``ChangeEvents``, or a test's choice).
-- **Schemas**: the Avro record Salesforce sends (``com.sforce.eventbus.OrderChangeEvent``):
-  ``ChangeEventHeader`` first, then one nullable field per object field in the schema's
-  order; its id is a hash of the JSON, so it changes when the object's fields do.
+- **Schemas**: :mod:`salesforce.emulator.change_schema`, remembered by id.
 - **Publishing**: the store reports each committed transaction (:meth:`Bus.publish`); one
   event per changed record: CREATE with every non-null field, UPDATE with only the changed
   fields set and marked in ``changedFields`` (those set to null in ``nulledFields``),
@@ -18,9 +16,7 @@
 
 from __future__ import annotations
 
-import base64
 import bisect
-import hashlib
 import io
 import itertools
 import json
@@ -30,105 +26,26 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import fastavro
 
 from salesforce.emulator.auth import API_USER_ID
-from salesforce.emulator.schema import NUMBER_TYPES, FieldDef, ObjectDef, Schema
+from salesforce.emulator.change_schema import (
+    ENTITIES,
+    GAP_TYPES,
+    avro_value,
+    change_schema,
+    schema_id_of,
+)
+from salesforce.emulator.schema import ObjectDef, Schema
 from salesforce.emulator.store import Change
 from salesforce.emulator.values import parse_datetime
 from salesforce.pubsub import changed_fields
 
-#: The change event entities Orderflow reads, by the object they follow.
-ENTITIES = {"Order": "OrderChangeEvent", "OrderItem": "OrderItemChangeEvent"}
-ENTITIES["Invoice"] = "InvoiceChangeEvent"
 RETENTION_MS = 72 * 3600 * 1000
 #: The record id a GAP_OVERFLOW event carries: every record of the entity may have changed.
 OVERFLOW_ID = "000000000000000AAA"
-GAP_TYPES = ("GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW")
-_CHANGE_TYPES = ["CREATE", "UPDATE", "DELETE", "UNDELETE", *GAP_TYPES]
-_LEFT_OUT = ("Id", "IsDeleted", "SystemModstamp")  # the header carries these
-_EPOCH = date(1970, 1, 1)
-
-
-def _header_schema() -> dict[str, Any]:
-    strings = {"type": "array", "items": "string"}
-    fields: list[tuple[str, Any]] = [
-        ("entityName", "string"),
-        ("recordIds", strings),
-        ("changeType", {"type": "enum", "name": "ChangeType", "symbols": _CHANGE_TYPES}),
-        ("changeOrigin", "string"),
-        ("transactionKey", "string"),
-        ("sequenceNumber", "int"),
-        ("commitTimestamp", "long"),
-        ("commitNumber", "long"),
-        ("commitUser", "string"),
-        ("nulledFields", strings),
-        ("diffFields", strings),
-        ("changedFields", strings),
-    ]
-    return {
-        "type": "record",
-        "name": "ChangeEventHeader",
-        "fields": [{"name": name, "type": kind} for name, kind in fields],
-    }
-
-
-def _avro_type(fdef: FieldDef) -> Any:
-    if fdef.type == "boolean":
-        return "boolean"
-    if fdef.type == "int":
-        return "int"
-    if fdef.type in NUMBER_TYPES:
-        return "double"
-    if fdef.type == "datetime":
-        return "long"  # epoch milliseconds, as Salesforce sends them
-    if fdef.type == "date":
-        return {"type": "int", "logicalType": "date"}
-    return "string"
-
-
-def _avro_value(fdef: FieldDef, value: Any) -> Any:
-    if value is None:
-        return None
-    if fdef.type == "datetime":
-        return int(parse_datetime(str(value)).timestamp() * 1000)
-    if fdef.type == "date":
-        return (date.fromisoformat(str(value)) - _EPOCH).days
-    if fdef.type == "int":
-        return int(value)
-    if fdef.type in NUMBER_TYPES:
-        return float(value)
-    return value if fdef.type == "boolean" else str(value)
-
-
-def event_fields(odef: ObjectDef) -> list[FieldDef]:
-    """The object's fields a change event carries, in the schema's order."""
-    return [f for f in odef.fields.values() if f.name not in _LEFT_OUT]
-
-
-def change_schema(odef: ObjectDef) -> dict[str, Any]:
-    """The Avro schema of ``odef``'s change event, as GetSchema returns it (parsed)."""
-    entity = ENTITIES.get(odef.name, odef.name.removesuffix("__c") + "__ChangeEvent")
-    header = {"name": "ChangeEventHeader", "type": _header_schema(), "doc": "Data:Header"}
-    fields = [
-        {"name": f.name, "type": ["null", _avro_type(f)], "default": None, "doc": f.label}
-        for f in event_fields(odef)
-    ]
-    return {
-        "type": "record",
-        "name": entity,
-        "namespace": "com.sforce.eventbus",
-        "fields": [header, *fields],
-    }
-
-
-def schema_id_of(schema: Mapping[str, Any]) -> str:
-    """A stable id for a schema: 22 characters of the hash of its canonical JSON."""
-    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).digest()
-    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
 
 def replay_bytes(replay_id: int) -> bytes:
@@ -297,7 +214,7 @@ class Bus:
         nulled: list[str] = []
         if before is None or (was_deleted and not after.get("IsDeleted")):
             kind = "CREATE" if before is None else "UNDELETE"
-            values = {f.name: _avro_value(f, after.get(f.name)) for f in fields}
+            values = {f.name: avro_value(f, after.get(f.name)) for f in fields}
         elif after.get("IsDeleted") and not was_deleted:
             kind, values = "DELETE", {}
         else:
@@ -305,7 +222,7 @@ class Bus:
             touched = [f for f in fields if before.get(f.name) != after.get(f.name)]
             if not touched:
                 return None, {}
-            values = {f.name: _avro_value(f, after.get(f.name)) for f in touched}
+            values = {f.name: avro_value(f, after.get(f.name)) for f in touched}
             changed = [f.name for f in touched]
             nulled = [name for name in changed if values[name] is None]
         header = {

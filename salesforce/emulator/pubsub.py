@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -215,6 +216,35 @@ class _Servicer(pb_grpc.PubSubServicer):
         with self.bus.cond:
             stream.closed = True
             self.bus.cond.notify_all()
+
+
+def control(bus: Bus, method: str, action: str, body: bytes) -> tuple[int, Any]:
+    """``/_emulator/pubsub/{action}`` for an emulator run as a process: GET ``stats``
+    (events published by topic); POST ``drop``, ``pause``, ``resume``, ``forget``
+    (``{"before": hex replay id}``, none: all), ``gap`` (``{"entity", "recordIds",
+    "changeType"}``). Answers (status, JSON body); bad input is a 400 saying why."""
+    if method == "GET" and action == "stats":
+        with bus.cond:
+            return 200, {"published": dict(bus.published)}
+    simple = {"drop": bus.drop_streams, "pause": bus.pause, "resume": bus.resume}
+    if method != "POST" or action not in (*simple, "forget", "gap"):
+        return 404, {"error": f"no such Pub/Sub control: {method} {action}"}
+    try:
+        args = json.loads(body) if body.strip() else {}
+        if not isinstance(args, dict):
+            raise ValueError("the body must be a JSON object")
+        if action in simple:
+            simple[action]()
+        elif action == "forget":
+            before = args.get("before")
+            bus.forget(None if before is None else int(str(before), 16))
+        else:
+            ids = args.get("recordIds", [])
+            kind = str(args.get("changeType", "GAP_UPDATE"))
+            bus.send_gap(str(args.get("entity", "")), [str(i) for i in ids], kind)
+    except ValueError as exc:
+        return 400, {"error": f"{action}: {exc}"}
+    return 200, {"done": action}
 
 
 class PubSubServer:

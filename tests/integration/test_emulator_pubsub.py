@@ -466,3 +466,27 @@ def test_a_stream_checks_each_request(
         )
     more.more(1)
     assert _code(call)[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_http_controls(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -> None:
+    order = _order(emu)
+    base = f"{emu.url}/_emulator/pubsub"
+    _, call = _subscribe(stub, auth, 10)
+    (created,) = _events(call, 1)
+    with pinned_session(emu) as session:
+        stats = session.get(f"{base}/stats", timeout=TIMEOUT).json()
+        assert stats == {"published": {ORDERS: 1}}
+        gap = {"entity": "OrderChangeEvent", "recordIds": [order], "changeType": "GAP_DELETE"}
+        assert session.post(f"{base}/gap", json=gap, timeout=TIMEOUT).status_code == 200
+        (event,) = _events(call, 1)
+        assert _decode(stub, auth, event)["ChangeEventHeader"]["changeType"] == "GAP_DELETE"
+        bad = session.post(f"{base}/gap", json={"entity": "AccountChangeEvent"}, timeout=TIMEOUT)
+        assert bad.status_code == 400
+        assert "AccountChangeEvent is not selected" in bad.json()["error"]
+        forget = {"before": event.replay_id.hex()}
+        assert session.post(f"{base}/forget", json=forget, timeout=TIMEOUT).status_code == 200
+        assert session.post(f"{base}/drop", timeout=TIMEOUT).status_code == 200
+        assert session.post(f"{base}/nope", timeout=TIMEOUT).status_code == 404
+    assert _code(call)[0] == grpc.StatusCode.UNAVAILABLE
+    _, replay = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, created.replay_id)
+    assert _code(replay)[0] == grpc.StatusCode.INVALID_ARGUMENT
