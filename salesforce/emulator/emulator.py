@@ -46,6 +46,7 @@ class Emulator:
         admin_api: bool = False,
         pubsub: bool = True,
         pubsub_keepalive: float = 270.0,
+        pubsub_idle_timeout: float = 60.0,
     ) -> None:
         """``permission_sets``: those of salesforce/metadata assigned to the API user (None:
         the integration user's, ``metadata.INTEGRATION_SETS``); ``admin_api``: the API user
@@ -53,7 +54,8 @@ class Emulator:
         API tests); ``invoices``: whether the org has Invoice objects (Revenue Cloud
         Billing) and so their metadata deployed; ``pubsub``: whether the org answers on the
         Pub/Sub API (Change Data Capture; a real org may have none), its streams sending a
-        keepalive every ``pubsub_keepalive`` seconds when idle."""
+        keepalive every ``pubsub_keepalive`` seconds when idle with events requested, and
+        ending when nothing was requested for ``pubsub_idle_timeout`` seconds."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_version = api_version
@@ -90,7 +92,13 @@ class Emulator:
             self.store.watch(self.events.watched_objects(), self.events.publish)
             self._gateway.pubsub_control = partial(control, self.events)
         self._pubsub = (
-            PubSubServer(self.events, self._sessions, lambda: self.url, keepalive=pubsub_keepalive)
+            PubSubServer(
+                self.events,
+                self._sessions,
+                lambda: self.url,
+                keepalive=pubsub_keepalive,
+                idle_timeout=pubsub_idle_timeout,
+            )
             if pubsub
             else None
         )

@@ -29,7 +29,9 @@ Metadata = tuple[tuple[str, str], ...]
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org", admin_api=True, pubsub_keepalive=0.2)
+    emulator = Emulator(
+        tmp_path / "org", admin_api=True, pubsub_keepalive=0.2, pubsub_idle_timeout=1.0
+    )
     emulator.start()
     yield emulator
     emulator.stop()
@@ -286,22 +288,32 @@ def test_flow_control(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -
     for n in range(3):
         emu.update("Order", order, {"Description": f"v{n}"})
     more, call = _subscribe(stub, auth, 1)
-    first = next(call)
+    first = next(call)  # four events wait; one was asked for
     assert (len(first.events), first.pending_num_requested) == (1, 0)
-    # Nothing more until asked: only keepalives, naming where the stream stands.
-    idle = next(call)
-    assert list(idle.events) == []
-    assert idle.latest_replay_id == first.events[0].replay_id
     more.more(2)
     events = _events(call, 2)
-    assert len(events) == 2
-    kinds = [_decode(stub, auth, e)["Description"] for e in events]
-    assert kinds == ["v0", "v1"]
-    assert list(next(call).events) == []  # the fourth event waits for another request
+    assert [_decode(stub, auth, e)["Description"] for e in events] == ["v0", "v1"]
     more.more(5)
     response = next(call)
     assert [_decode(stub, auth, e)["Description"] for e in response.events] == ["v2"]
     assert response.pending_num_requested == 4
+    # Events asked for and none to send: keepalives, naming where the stream stands.
+    idle = next(call)
+    assert (list(idle.events), idle.pending_num_requested) == ([], 4)
+    assert idle.latest_replay_id == response.events[0].replay_id
+    more.more(500)  # at most 100 outstanding, as on a real org
+    assert next(call).pending_num_requested == 100
+
+
+def test_a_stream_nobody_asks_more_of_ends(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    _order(emu)
+    _, call = _subscribe(stub, auth, 1)
+    assert len(next(call).events) == 1
+    with pytest.raises(StopIteration):  # no FetchRequest within the idle timeout
+        next(call)
+    assert call.code() == grpc.StatusCode.OK
 
 
 def test_replay_presets_and_replay_ids(
