@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
 from daemon.context import Context
+from daemon.invoices import INVOICE, transfers_to_write
+from daemon.invoices import desired_fields as invoice_fields
 from daemon.jeopardy import SlaCache, refresh_plan
 from daemon.models import Plan, SfWriteback
 from daemon.sf_state import save_budget
@@ -61,6 +63,9 @@ MAX_BACKOFF = 300.0
 #: Salesforce's answer when a field may not be written on update (the task's Order lookup).
 NOT_UPDATEABLE = "INVALID_FIELD_FOR_INSERT_UPDATE"
 _PARENT = "__parent"
+#: How long after a cycle's pass sent something the jeopardy sweep leaves its writes to the
+#: next cycle's pass (cycles that write come sooner than that; idle, the sweep writes).
+CYCLE_CARRIES = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -80,26 +85,35 @@ class Wave:
 
 
 def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
-    """Write what differs between the store and Salesforce. Returns the records written.
+    """Write what differs between the store and Salesforce: the Orders, their lines and
+    tasks and the Invoices' transfers, in one batch. Returns the records written.
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
-    late it is: it is written when that changes (at most once a minute)."""
+    late it is: it is written when that changes (at most once a minute). While the cycles
+    write back (one sent within :data:`CYCLE_CARRIES`), the sweep sends nothing: the next
+    cycle's pass carries what it changed and its Late look, so each record is written once
+    a cycle however many times it changed."""
     if ctx.mode == "shadow":
         return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
+    if late and ctx.cycle_wrote_at is not None and now - ctx.cycle_wrote_at < CYCLE_CARRIES:
+        ctx.late_due = True
+        return 0
+    late = late or ctx.late_due
     names = ctx.status_fields
     # Several instances change plans in passes of their own, concurrently: the leader
     # reads every candidate there (a pass may commit long after the time it stamps).
-    last_look = None if ctx.membership.shared else ctx.written_seen
-    since = store.changed_since(last_look, ctx.overlap)
+    shared = ctx.membership.shared
+    since = store.changed_since(None if shared else ctx.written_seen, ctx.overlap)
+    invoices_since = store.changed_since(None if shared else ctx.invoices_written, ctx.overlap)
     with ctx.sessions.begin() as session:
         wave = pending_changes(session, now, batch, names, late=late, since=since)
+        transfers = transfers_to_write(session, now, invoices_since, batch)
+        wave.changes += _invoice_changes(session, transfers, now)
     # Every candidate fits in this wave: the next looks only at what changes from now on.
     complete = len(wave.examined) < batch
     if not wave.changes:
-        _mark_seen(ctx, wave.examined, now)
-        if complete:
-            ctx.written_seen = now
+        _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
         return 0
     requests = _requests(wave.changes, names, soql_datetime(now))
     try:
@@ -114,20 +128,44 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
         for record, result in zip(req.records, answer, strict=False):
             results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
     written = _record(ctx, wave.changes, results, now, names)
-    _mark_seen(ctx, wave.examined, now)
-    if complete:
-        ctx.written_seen = now
+    _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
+    if not late:
+        ctx.cycle_wrote_at = now
     save_budget(ctx)
     return written
+
+
+def _looked(ctx: Context, wave: Wave, now: datetime, *, complete: bool, invoices: bool) -> None:
+    """The pass is over: its plans are seen, its Late look done, and where it looked at every
+    candidate the next looks only at what changes from ``now`` on."""
+    _mark_seen(ctx, wave.examined, now)
+    ctx.late_due = False
+    if complete:
+        ctx.written_seen = now
+    if invoices:
+        ctx.invoices_written = now
+
+
+def _invoice_changes(session: Session, plans: Sequence[Plan], now: datetime) -> list[Change]:
+    """What differs on the Invoices of these transfer plans, field by field."""
+    rows = _rows_sent(session, INVOICE, [p.order_id for p in plans])
+    changes = []
+    for plan in plans:
+        diff = _diff(rows.get(plan.order_id), invoice_fields(plan), now)
+        if diff:
+            changes.append(Change(INVOICE, plan.order_id, None, diff))
+    return changes
 
 
 def _requests(
     changes: Sequence[Change], names: StatusFields, stamp: str
 ) -> list[CollectionRequest]:
-    orders, lines, tasks = [], [], []
+    orders, lines, tasks, invoices = [], [], [], []
     for c in changes:
         if c.sobject == ORDER:
             orders.append({"Id": c.sf_id, **c.fields, names.order_updated: stamp})
+        elif c.sobject == INVOICE:
+            invoices.append({"Id": c.sf_id, **c.fields})
         elif c.sobject == ORDER_ITEM:
             lines.append({"Id": c.sf_id, _PARENT: c.parent_id, **c.fields})
         else:
@@ -136,6 +174,7 @@ def _requests(
         *collection_requests(ORDER, orders),
         *collection_requests(ORDER_ITEM, lines, parent=_PARENT),
         *collection_requests(names.task_object, tasks, parent=_PARENT, ext_field=names.task_key),
+        *collection_requests(INVOICE, invoices),
     ]
 
 
@@ -250,6 +289,19 @@ def _sent(session: Session, order_ids: Sequence[str]) -> dict[tuple[str, str], S
         )
         for sobject, sf_id, written, retry_at, failed in session.execute(query):
             found[(sobject, sf_id)] = Sent(written, retry_at, failed)
+    return found
+
+
+def _rows_sent(session: Session, sobject: str, ids: Sequence[str]) -> dict[str, Sent]:
+    """The writeback rows of these records of one object, by Id, 500 a query."""
+    wb = SfWriteback
+    found: dict[str, Sent] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = select(wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
+            wb.sobject == sobject, wb.sf_id.in_(ids[start : start + _CHUNK])
+        )
+        for sf_id, written, retry_at, failed in session.execute(query):
+            found[sf_id] = Sent(written, retry_at, failed)
     return found
 
 
