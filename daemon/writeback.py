@@ -41,8 +41,8 @@ from daemon.models import Plan, SfWriteback
 from daemon.sf_state import save_budget
 from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
-from salesforce.batches import CollectionRequest, collection_requests
-from salesforce.fields import ORDER, ORDER_ITEM, WRITTEN_FIELDS, StatusFields
+from salesforce.batches import TYPE, CollectionRequest, collection_requests
+from salesforce.fields import ORDER, WRITTEN_FIELDS, StatusFields
 from salesforce.gateway import WriteResult
 from salesforce.poller import soql_datetime
 
@@ -126,7 +126,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     results: dict[tuple[str, str], WriteResult] = {}
     for req, answer in zip(requests, answers, strict=True):
         for record, result in zip(req.records, answer, strict=False):
-            results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
+            key = str(record.get(req.ext_field or "Id") or "")
+            results[(req.sobject_of(record), key)] = result
     written = _record(ctx, wave.changes, results, now, names)
     _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
     if not late:
@@ -160,21 +161,20 @@ def _invoice_changes(session: Session, plans: Sequence[Plan], now: datetime) -> 
 def _requests(
     changes: Sequence[Change], names: StatusFields, stamp: str
 ) -> list[CollectionRequest]:
-    orders, lines, tasks, invoices = [], [], [], []
+    """An update stream of Orders with their lines and Invoices (a request may mix them, an
+    Order beside its lines), and the tasks, upserted by their key beside their Order's."""
+    updates, tasks = [], []
     for c in changes:
-        if c.sobject == ORDER:
-            orders.append({"Id": c.sf_id, **c.fields, names.order_updated: stamp})
-        elif c.sobject == INVOICE:
-            invoices.append({"Id": c.sf_id, **c.fields})
-        elif c.sobject == ORDER_ITEM:
-            lines.append({"Id": c.sf_id, _PARENT: c.parent_id, **c.fields})
-        else:
+        if c.sobject == names.task_object:
             tasks.append({names.task_key: c.sf_id, _PARENT: c.parent_id, **c.fields})
+            continue
+        record = {"Id": c.sf_id, TYPE: c.sobject, _PARENT: c.parent_id or c.sf_id, **c.fields}
+        if c.sobject == ORDER:
+            record[names.order_updated] = stamp
+        updates.append(record)
     return [
-        *collection_requests(ORDER, orders),
-        *collection_requests(ORDER_ITEM, lines, parent=_PARENT),
+        *collection_requests(ORDER, updates, parent=_PARENT),
         *collection_requests(names.task_object, tasks, parent=_PARENT, ext_field=names.task_key),
-        *collection_requests(INVOICE, invoices),
     ]
 
 

@@ -124,7 +124,7 @@ def test_an_invoice_and_its_order_go_in_the_same_call(world: World, monkeypatch)
     write = ctx.gateway.write
 
     def recording(requests: Sequence[CollectionRequest]) -> list[list[WriteResult]]:
-        sent.append({r.sobject for r in requests})
+        sent.append({req.sobject_of(r) for req in requests for r in req.records})
         return write(requests)
 
     monkeypatch.setattr(ctx.gateway, "write", recording)
