@@ -22,6 +22,7 @@ from salesforce.batches import COLLECTION_LIMIT, COMPOSITE_HEAVY_LIMIT, Collecti
 from salesforce.emulator.seed import seed_demo_org
 from salesforce.gateway import WriteResult
 from tests.integration.test_invoices import add_invoice, until_synced
+from tests.integration.test_jeopardy import HOURS, provisioning_task, slow_provisioning, started
 from tests.integration.test_salesforce_support import sf_context
 from tests.integration.world import World
 
@@ -135,3 +136,31 @@ def test_an_invoice_and_its_order_go_in_the_same_call(world: World, monkeypatch)
     assert any({"Invoice", "Order"} <= objects for objects in sent)
     assert all(len(objects & {"Invoice"}) <= 1 for objects in sent)
     assert world.emu.api_saves(invoice_id) == len([s for s in sent if "Invoice" in s])
+
+
+def test_a_late_orders_message_counts_by_the_hour_so_it_is_not_rewritten_each_minute(
+    world: World, monkeypatch
+):
+    order = world.add_order("PLAT-PRO")
+    ctx, clock = slow_provisioning(world, monkeypatch)
+    start = started(ctx, world, clock).started_at
+    assert start is not None
+    due = start + 8 * HOURS  # the default rules: callout/provisioning {estimate: 8h}
+    clock.now = due + timedelta(minutes=5)
+    sweep(ctx)
+    title = provisioning_task(ctx).title
+    shown = world.emu.get("Order", order)
+    assert shown["Jeopardy_Status__c"] == "Late"
+    assert shown["Fulfillment_Message__c"] == f"{title} is late (due {due:%H:%M} UTC)"
+    saves = world.emu.api_saves(order)
+
+    for minutes in (6, 20, 59):  # still late by less than an hour: nothing to write
+        clock.now = due + timedelta(minutes=minutes)
+        assert sweep(ctx).written == 0
+    assert world.emu.api_saves(order) == saves
+
+    clock.now = due + timedelta(hours=1, minutes=1)
+    sweep(ctx)
+    message = world.emu.get("Order", order)["Fulfillment_Message__c"]
+    assert message == f"{title} is 1 h late (due {due:%H:%M} UTC)"
+    assert world.emu.api_saves(order) == saves + 1
