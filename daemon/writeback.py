@@ -81,10 +81,11 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     if ctx.mode == "shadow":
         return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
-    if late and ctx.cycle_wrote_at is not None and now - ctx.cycle_wrote_at < CYCLE_CARRIES:
+    by_sweep = late
+    if by_sweep and ctx.cycle_wrote_at is not None and now - ctx.cycle_wrote_at < CYCLE_CARRIES:
         ctx.late_due = True
         return 0
-    late = late or ctx.late_due
+    late = late or ctx.late_due  # a cycle's pass carries the Late look a sweep left to it
     names = ctx.status_fields
     # Several instances change plans in passes of their own, concurrently: the leader
     # reads every candidate there (a pass may commit long after the time it stamps).
@@ -115,7 +116,7 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
             results[(req.sobject_of(record), key)] = result
     written = record_results(ctx, wave.changes, results, now, names)
     _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
-    if not late:
+    if not by_sweep:
         ctx.cycle_wrote_at = now
     save_budget(ctx)
     return written

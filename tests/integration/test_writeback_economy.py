@@ -98,6 +98,7 @@ def test_the_calls_of_a_fixed_scenario_follow_from_its_records(world: World, mon
 
     # The sweep right after a cycle's pass leaves what it finds to the next cycle's pass.
     flagged = ids[:250]
+    now += CYCLE_CARRIES * 0.8
     _flag(ctx, flagged, "Look at this order")
     calls = world.emu.api_calls
     assert sweep(ctx).written == 0
@@ -106,6 +107,15 @@ def test_the_calls_of_a_fixed_scenario_follow_from_its_records(world: World, mon
     assert world.emu.api_calls - calls == _calls_for(len(flagged))  # 2 collections: 1 call
     messages = {o["Id"]: o["Fulfillment_Message__c"] for o in world.emu.records("Order")}
     assert {messages[i] for i in flagged} == {"Look at this order"}
+
+    # That pass carried the sweep's Late look too, and was a cycle's: the next sweep waits
+    # for the next cycle again.
+    now += CYCLE_CARRIES * 0.8  # long after the first pass, soon after that one
+    _flag(ctx, ids[:5], "Again")
+    calls = world.emu.api_calls
+    assert sweep(ctx).written == 0
+    assert world.emu.api_calls == calls
+    assert write_back(ctx) == 5
 
     # Nothing changed: no call. Cycles quiet for a while: the sweep writes on its own.
     calls = world.emu.api_calls
