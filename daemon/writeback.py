@@ -74,10 +74,10 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     tasks and the Invoices' transfers, in one batch. Returns the records written.
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
-    late it is: it is written when that changes (by the hour, sf_view.LATE_BY). While the cycles
-    write back (one sent within :data:`CYCLE_CARRIES`), the sweep sends nothing: the next
-    cycle's pass carries what it changed and its Late look, so each record is written once
-    a cycle however many times it changed."""
+    late it is: it is written when that changes (by the hour, sf_view.LATE_BY). While the
+    cycles write back (one sent within :data:`CYCLE_CARRIES`), the sweep sends nothing: the
+    next cycle's pass carries what it changed and its Late look, so each record is written
+    once a cycle however many times it changed."""
     if ctx.mode == "shadow":
         return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
