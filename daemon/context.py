@@ -63,8 +63,13 @@ class Context:
     #: When the leader's writeback last looked at every candidate (daemon.writeback): the
     #: next looks at the plans changed since, by index (None: every plan, once).
     written_seen: datetime | None = None
-    #: The same for the Invoices' transfer status (daemon.invoices.write_back_invoices).
+    #: The same for the Invoices' transfer status (daemon.invoices.transfers_to_write).
     invoices_written: datetime | None = None
+    #: When a cycle's writeback pass last sent something: while cycles write, the jeopardy
+    #: sweep leaves its writes (and its Late orders' refresh, ``late_due``) to the next
+    #: cycle's pass, so one pass sends one batch (daemon.writeback).
+    cycle_wrote_at: datetime | None = None
+    late_due: bool = False
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)

@@ -22,7 +22,7 @@ from daemon.context import Context
 from daemon.dispatch import dispatch
 from daemon.fallout import fail
 from daemon.held import release_held
-from daemon.invoices import plan_invoices, write_back_invoices
+from daemon.invoices import plan_invoices
 from daemon.jeopardy import SlaCache, next_threshold, refresh_plan
 from daemon.models import Plan, Task
 from daemon.poll import poll_orders
@@ -94,8 +94,7 @@ def run_cycle(ctx: Context) -> CycleReport:
         advance_plans(ctx)
     if ctx.membership.leading:
         with phase("writeback"):
-            report.written = write_back(ctx)
-            write_back_invoices(ctx)  # ERP document numbers onto the Invoices
+            report.written = write_back(ctx)  # Orders, lines, tasks and Invoices, one batch
     return report
 
 

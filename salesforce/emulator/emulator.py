@@ -288,6 +288,10 @@ class Emulator:
         odef = self.schema.obj(sobject)
         return [self.org.public_fields(row) for row in self.store.scan(odef.name)]
 
+    def api_saves(self, record_id: str) -> int:
+        """How many times the API saved this record (created or updated it)."""
+        return self.org.api_saves[record_id]
+
     def remove_field(self, sobject: str, field: str) -> None:
         """Drop a field from the schema (queries and writes naming it then fail)."""
         self.schema.remove_field(sobject, field)
