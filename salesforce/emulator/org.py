@@ -8,6 +8,7 @@ from typing import Any
 
 from salesforce.emulator import constraints
 from salesforce.emulator.access import Access
+from salesforce.emulator.auth import ADMIN_USER_ID, API_USER_ID
 from salesforce.emulator.errors import ApiError, bad_request, not_found
 from salesforce.emulator.ids import is_id, make_id, to18
 from salesforce.emulator.schema import (
@@ -28,6 +29,13 @@ _AUTO_NUMBERS: dict[tuple[str, str], tuple[str, int]] = {
     ("Contract", "ContractNumber"): ("{:08d}", 100),
     ("Fulfillment_Task__c", "Name"): ("FT-{:06d}", 1),
 }
+
+
+def writer(api: bool) -> str:
+    """The user a write is made as: the integration user for API writes, else an admin."""
+    return API_USER_ID if api else ADMIN_USER_ID
+
+
 _STATUS_CODES = {"activated": "Activated", "cancelled": "Canceled", "canceled": "Canceled"}
 
 
@@ -144,7 +152,7 @@ class Org:
                 "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {odef.name}"
             )
         checked = [self.validate(odef, rec, creating=True, api=api) for rec in records]
-        with self.store.transaction():
+        with self.store.transaction(writer(api)):
             first = self.store.allocate(f"id:{odef.name}", len(checked), 1)
             numbers = self._numbers(odef.name, len(checked))
             stamp = format_datetime(modstamp or now_ms())
@@ -234,7 +242,7 @@ class Org:
         """Change fields of one live record and stamp it."""
         stamp = format_datetime(modstamp or now_ms())
         # Read and write under the store's lock so concurrent updates cannot lose fields.
-        with self.store.transaction():
+        with self.store.transaction(writer(api)):
             row = self.load(sobject, record_id)
             odef = self.schema.obj(row.sobject)
             changes = self.validate(odef, fields, creating=False, api=api, existing=row)
@@ -245,10 +253,10 @@ class Org:
             self._rollup([row])
         return row
 
-    def delete(self, sobject: str | None, record_id: str) -> None:
+    def delete(self, sobject: str | None, record_id: str, *, api: bool = False) -> None:
         """Move a record (and its detail records) to the recycle bin."""
         stamp = format_datetime(now_ms())
-        with self.store.transaction():
+        with self.store.transaction(writer(api)):
             row = self.load(sobject, record_id)
             doomed = [row]
             odef = self.schema.obj(row.sobject)
@@ -271,7 +279,7 @@ class Org:
                 f"Provided external ID field does not exist or is not accessible: {ext_field}"
             )
         body = {k: v for k, v in fields.items() if k.lower() not in ("id", fdef.name.lower())}
-        with self.store.transaction():
+        with self.store.transaction(writer(True)):
             matches = self.store.find(odef.name, fdef.name, value)
             if len(matches) > 1:
                 raise ApiError(

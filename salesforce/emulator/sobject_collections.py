@@ -138,7 +138,7 @@ def delete_op(org: Org) -> Op:
     """Delete one record of a collections DELETE (records are ``{"id": ...}``)."""
 
     def op(rec: Mapping[str, Any]) -> dict[str, Any]:
-        org.delete(None, str(rec["id"]))
+        org.delete(None, str(rec["id"]), api=True)
         return {"id": rec["id"]}
 
     return op
