@@ -127,6 +127,10 @@ def demo_environment(emu: Emulator, stubs: dict[str, StubSystem], workdir: Path)
             "ORDERFLOW_HTTP_PORT": "0",
         }
     )
+    try:  # change events from the org's Pub/Sub API (daemon.events)
+        env["ORDERFLOW_SF_PUBSUB_ENDPOINT"] = emu.pubsub_endpoint
+    except RuntimeError:
+        pass  # an org without it: ORDERFLOW_SF_EVENTS=auto polls only
     for name, stub in stubs.items():
         env[f"ORDERFLOW_{name.upper()}_URL"] = stub.url
         if stub.token:
