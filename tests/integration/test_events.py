@@ -3,6 +3,7 @@ daemon's subscriber, the poll's ingest, a real SQLite store and the stub systems
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from daemon import events, poll
+from daemon.cli import main
 from daemon.context import Context
 from daemon.cycle import run_cycle
 from daemon.demo import act_as_operator
@@ -201,6 +203,25 @@ def test_a_writeback_echo_costs_no_query(
     events.take_events(ctx)
     assert ctx.events.skipped > skipped
     assert world.emu.api_calls == calls  # read nothing, wrote nothing
+
+
+def test_status_shows_the_event_stream(
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    closing: list[Context],
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
+    assert main(["status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["events"]
+    assert shown["mode"] == "cdc" and shown["connected"] is True
+    topic = shown["topics"]["/data/OrderChangeEvent"]
+    assert topic["connected"] is True and topic["replay_id"]
+    assert shown["last_event_at"] is not None
 
 
 def test_auto_without_a_pubsub_server_polls(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
