@@ -85,10 +85,12 @@ class EventStream:
     gaps: int = 0
     last_event_at: datetime | None = None
     saved: dict[str, Any] | None = None
+    #: Records an event named wait for a poll due at this pacer time (None: none waits).
+    behind_until: float | None = None
 
     @property
     def healthy(self) -> bool:
-        return self.subscriber.healthy
+        return self.subscriber.healthy and self.behind_until is None
 
     def snapshot(self) -> dict[str, Any]:
         """The ``events`` part of ``orderflow status``."""
@@ -217,6 +219,9 @@ def take_events(ctx: Context) -> tuple[int, int]:
     stream = ctx.events
     if stream is None:
         return 0, 0
+    due = ctx.gateway.pacer.next_poll_at
+    if stream.behind_until is not None and due is not None and due > stream.behind_until:
+        stream.behind_until = None  # the poll that reads what waited has run
     queue = stream.subscriber.deliveries
     while len(stream.pending) < MAX_TAKE and not queue.empty():
         stream.pending.append(queue.get_nowait())
@@ -268,8 +273,10 @@ def _take(ctx: Context, stream: EventStream, batch: list[Delivery]) -> poll.Poll
         found = poll.poll_ids(ctx, orders, invoices)
         report.seen += found.seen
         report.planned += found.planned
-        if found.waiting:
-            ctx.gateway.pacer.work_appeared(ctx.gateway.clock())  # read again soon
+        if found.waiting:  # orders whose lines could not all be read: the next poll does
+            pacer = ctx.gateway.pacer
+            pacer.work_appeared(ctx.gateway.clock())
+            stream.behind_until = pacer.next_poll_at or 0.0
     stream.taken += len(changes)
     if changes:
         stream.last_event_at = max(c.commit_timestamp for c in changes)

@@ -205,6 +205,25 @@ def test_a_writeback_echo_costs_no_query(
     assert world.emu.api_calls == calls  # read nothing, wrote nothing
 
 
+def test_a_draft_and_its_lines_cost_no_query_until_activated(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT, status="Draft")  # created, a line added: not ours yet
+    deliveries = ctx.events.subscriber.deliveries
+    wait_until(lambda: deliveries.qsize() >= 2, "the draft's events")
+    time.sleep(0.3)
+    calls = world.emu.api_calls
+    events.take_events(ctx)
+    assert world.emu.api_calls == calls
+    assert ctx.events.skipped >= 2
+    world.emu.update("Order", order, {"Status": "Activated"})
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned once activated")
+
+
 def test_status_shows_the_event_stream(
     world: World,
     monkeypatch: pytest.MonkeyPatch,
