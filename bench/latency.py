@@ -1,6 +1,6 @@
 """Activation to first dispatch at idle, and Salesforce calls per idle day: events on, off.
 
-    python -m bench.latency [--orders 20] [--idle 120] [--speed 10]
+    python -m bench.latency [--orders 12] [--pause 130] [--idle 120] [--speed 10] [--modes cdc,off]
 
 For each mode (``ORDERFLOW_SF_EVENTS=cdc``, then ``off``), ``orderflow run`` runs as its own
 process against a fresh emulator (with its Pub/Sub API) and the stubs:
@@ -9,7 +9,9 @@ process against a fresh emulator (with its Pub/Sub API) and the stubs:
   interval has grown towards ``ORDERFLOW_SF_POLL_MAX_INTERVAL``), ``--orders`` orders are
   activated one at a time (a draft with a line, then ``Status = Activated``, as a person
   in Salesforce does), each only after the previous one's first callout reached a stub and
-  a random pause of 5 to 20 s. Measured: activation to the first effect at any stub.
+  a pause of ``--pause`` to ``--pause`` + 20 s (130 s: long enough for the poll interval to
+  grow from 0.5 s back to its 60 s ceiling, so each order is activated at idle). Measured:
+  activation to the first effect at any stub.
 - **Idle calls.** With nothing to do, the REST calls the daemon makes in ``--idle`` seconds,
   counted by the emulator (token requests excluded), with the cadences fast-forwarded
   ``--speed`` times (``ORDERFLOW_SF_POLL_MAX_INTERVAL`` 60 s / speed,
@@ -81,7 +83,7 @@ def activate_one(world: LocalWorld, rng: random.Random) -> float:
     return time.monotonic() - started
 
 
-def run(mode: str, orders: int, idle: float, speed: float, workdir: Path) -> Result:
+def run(mode: str, orders: int, pause: float, idle: float, speed: float, workdir: Path) -> Result:
     rng = random.Random(11)
     with LocalWorld(workdir) as world:
         seed_catalogue(world.emu)
@@ -94,7 +96,7 @@ def run(mode: str, orders: int, idle: float, speed: float, workdir: Path) -> Res
                 for n in range(orders):
                     latencies.append(activate_one(world, rng))
                     say(f"{mode}: order {n + 1}/{orders}: {latencies[-1]:.3f} s")
-                    time.sleep(rng.uniform(5, 20))
+                    time.sleep(rng.uniform(pause, pause + 20))
             finally:
                 stop_daemon(daemon)
             fast = world.env(
@@ -115,14 +117,17 @@ def run(mode: str, orders: int, idle: float, speed: float, workdir: Path) -> Res
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--orders", type=int, default=12)
+    parser.add_argument("--pause", type=float, default=130.0, help="seconds between orders")
+    parser.add_argument("--modes", default="cdc,off", help="ORDERFLOW_SF_EVENTS values")
     parser.add_argument("--idle", type=float, default=120.0, help="seconds measured idle")
     parser.add_argument("--speed", type=float, default=10.0, help="cadence fast-forward")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("cdc", "off"):
-            results.append(run(mode, args.orders, args.idle, args.speed, Path(tmp) / mode))
+        for mode in args.modes.split(","):
+            workdir = Path(tmp) / mode
+            results.append(run(mode, args.orders, args.pause, args.idle, args.speed, workdir))
     say(machine())
     say(
         table(

@@ -280,7 +280,11 @@ class Subscriber:
             if not self.leading():
                 self._stop.wait(TICK)
                 continue
-            outcome = self._stream(topic, replay_id)
+            try:
+                outcome = self._stream(topic, replay_id)
+            except Exception as exc:  # a failed renewal, a bug: the thread must live on
+                log.exception("Pub/Sub stream %s failed", topic, extra={"topic": topic})
+                state.connected, state.error, outcome = False, f"{type(exc).__name__}: {exc}", ""
             replay_id = state.replay_id or replay_id
             if self._stop.is_set():
                 return
