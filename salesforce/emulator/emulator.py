@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
 from salesforce.emulator.metadata import Grants
 from salesforce.emulator.org import Org
-from salesforce.emulator.pubsub import PubSubServer
+from salesforce.emulator.pubsub import PubSubServer, control
 from salesforce.emulator.query import CHILD_BATCH, QueryEngine
 from salesforce.emulator.schema import Schema
 from salesforce.emulator.server import HttpsServer
@@ -45,6 +46,7 @@ class Emulator:
         admin_api: bool = False,
         pubsub: bool = True,
         pubsub_keepalive: float = 270.0,
+        pubsub_idle_timeout: float = 60.0,
     ) -> None:
         """``permission_sets``: those of salesforce/metadata assigned to the API user (None:
         the integration user's, ``metadata.INTEGRATION_SETS``); ``admin_api``: the API user
@@ -52,7 +54,8 @@ class Emulator:
         API tests); ``invoices``: whether the org has Invoice objects (Revenue Cloud
         Billing) and so their metadata deployed; ``pubsub``: whether the org answers on the
         Pub/Sub API (Change Data Capture; a real org may have none), its streams sending a
-        keepalive every ``pubsub_keepalive`` seconds when idle."""
+        keepalive every ``pubsub_keepalive`` seconds when idle with events requested, and
+        ending when nothing was requested for ``pubsub_idle_timeout`` seconds."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_version = api_version
@@ -79,10 +82,23 @@ class Emulator:
         )
         self._server: HttpsServer | None = None
         #: The change event bus (Change Data Capture): controls and counters for tests.
-        self.events = Bus(self.schema, deployed.cdc_entities, api_version)
-        self.store.watch(self.events.watched_objects(), self.events.publish)
+        self.events = Bus(
+            self.schema,
+            deployed.cdc_entities,
+            api_version,
+            readable=lambda name: self.org.api_schema().obj(name),
+        )
+        if pubsub:  # an org without the Pub/Sub API keeps no change events
+            self.store.watch(self.events.watched_objects(), self.events.publish)
+            self._gateway.pubsub_control = partial(control, self.events)
         self._pubsub = (
-            PubSubServer(self.events, self._sessions, lambda: self.url, keepalive=pubsub_keepalive)
+            PubSubServer(
+                self.events,
+                self._sessions,
+                lambda: self.url,
+                keepalive=pubsub_keepalive,
+                idle_timeout=pubsub_idle_timeout,
+            )
             if pubsub
             else None
         )
@@ -197,7 +213,8 @@ class Emulator:
     def select_cdc(self, entities: Sequence[str]) -> None:
         """Select the entities (``OrderChangeEvent``, ...) for Change Data Capture."""
         self.events.select(entities)
-        self.store.watch(self.events.watched_objects(), self.events.publish)
+        if self._pubsub is not None:
+            self.store.watch(self.events.watched_objects(), self.events.publish)
 
     def drop_streams(self) -> None:
         """End every open Subscribe stream with UNAVAILABLE."""

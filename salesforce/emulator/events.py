@@ -2,9 +2,7 @@
 
 - **Topics**: ``/data/OrderChangeEvent`` and the like, one per entity selected for CDC (the
   metadata's PlatformEventChannelMember components on ``ChangeEvents``, or a test's choice).
-- **Schemas**: the Avro record Salesforce sends (``com.sforce.eventbus.OrderChangeEvent``):
-  ``ChangeEventHeader`` first, then one nullable field per object field in the schema's
-  order; its id is a hash of the JSON, so it changes when the object's fields do.
+- **Schemas**: :mod:`salesforce.emulator.change_schema`, remembered by id.
 - **Publishing**: the store reports each committed transaction (:meth:`Bus.publish`); one
   event per changed record: CREATE with every non-null field, UPDATE with only the changed
   fields set and marked in ``changedFields`` (those set to null in ``nulledFields``),
@@ -18,9 +16,7 @@
 
 from __future__ import annotations
 
-import base64
 import bisect
-import hashlib
 import io
 import itertools
 import json
@@ -30,105 +26,26 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import fastavro
 
 from salesforce.emulator.auth import API_USER_ID
-from salesforce.emulator.schema import NUMBER_TYPES, FieldDef, ObjectDef, Schema
+from salesforce.emulator.change_schema import (
+    ENTITIES,
+    GAP_TYPES,
+    avro_value,
+    change_schema,
+    schema_id_of,
+)
+from salesforce.emulator.schema import ObjectDef, Schema
 from salesforce.emulator.store import Change
 from salesforce.emulator.values import parse_datetime
 from salesforce.pubsub import changed_fields
 
-#: The change event entities Orderflow reads, by the object they follow.
-ENTITIES = {"Order": "OrderChangeEvent", "OrderItem": "OrderItemChangeEvent"}
-ENTITIES["Invoice"] = "InvoiceChangeEvent"
 RETENTION_MS = 72 * 3600 * 1000
 #: The record id a GAP_OVERFLOW event carries: every record of the entity may have changed.
 OVERFLOW_ID = "000000000000000AAA"
-GAP_TYPES = ("GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW")
-_CHANGE_TYPES = ["CREATE", "UPDATE", "DELETE", "UNDELETE", *GAP_TYPES]
-_LEFT_OUT = ("Id", "IsDeleted", "SystemModstamp")  # the header carries these
-_EPOCH = date(1970, 1, 1)
-
-
-def _header_schema() -> dict[str, Any]:
-    strings = {"type": "array", "items": "string"}
-    fields: list[tuple[str, Any]] = [
-        ("entityName", "string"),
-        ("recordIds", strings),
-        ("changeType", {"type": "enum", "name": "ChangeType", "symbols": _CHANGE_TYPES}),
-        ("changeOrigin", "string"),
-        ("transactionKey", "string"),
-        ("sequenceNumber", "int"),
-        ("commitTimestamp", "long"),
-        ("commitNumber", "long"),
-        ("commitUser", "string"),
-        ("nulledFields", strings),
-        ("diffFields", strings),
-        ("changedFields", strings),
-    ]
-    return {
-        "type": "record",
-        "name": "ChangeEventHeader",
-        "fields": [{"name": name, "type": kind} for name, kind in fields],
-    }
-
-
-def _avro_type(fdef: FieldDef) -> Any:
-    if fdef.type == "boolean":
-        return "boolean"
-    if fdef.type == "int":
-        return "int"
-    if fdef.type in NUMBER_TYPES:
-        return "double"
-    if fdef.type == "datetime":
-        return "long"  # epoch milliseconds, as Salesforce sends them
-    if fdef.type == "date":
-        return {"type": "int", "logicalType": "date"}
-    return "string"
-
-
-def _avro_value(fdef: FieldDef, value: Any) -> Any:
-    if value is None:
-        return None
-    if fdef.type == "datetime":
-        return int(parse_datetime(str(value)).timestamp() * 1000)
-    if fdef.type == "date":
-        return (date.fromisoformat(str(value)) - _EPOCH).days
-    if fdef.type == "int":
-        return int(value)
-    if fdef.type in NUMBER_TYPES:
-        return float(value)
-    return value if fdef.type == "boolean" else str(value)
-
-
-def event_fields(odef: ObjectDef) -> list[FieldDef]:
-    """The object's fields a change event carries, in the schema's order."""
-    return [f for f in odef.fields.values() if f.name not in _LEFT_OUT]
-
-
-def change_schema(odef: ObjectDef) -> dict[str, Any]:
-    """The Avro schema of ``odef``'s change event, as GetSchema returns it (parsed)."""
-    entity = ENTITIES.get(odef.name, odef.name.removesuffix("__c") + "__ChangeEvent")
-    header = {"name": "ChangeEventHeader", "type": _header_schema(), "doc": "Data:Header"}
-    fields = [
-        {"name": f.name, "type": ["null", _avro_type(f)], "default": None, "doc": f.label}
-        for f in event_fields(odef)
-    ]
-    return {
-        "type": "record",
-        "name": entity,
-        "namespace": "com.sforce.eventbus",
-        "fields": [header, *fields],
-    }
-
-
-def schema_id_of(schema: Mapping[str, Any]) -> str:
-    """A stable id for a schema: 22 characters of the hash of its canonical JSON."""
-    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).digest()
-    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
 
 def replay_bytes(replay_id: int) -> bytes:
@@ -140,23 +57,41 @@ def _ms(stamp: Any) -> int:
     return int(parse_datetime(str(stamp)).timestamp() * 1000)
 
 
-@dataclass(frozen=True)
+def _likeness(header: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """What two events of one transaction share when they are the same change."""
+    # The emulator stamps each record of a transaction at its own millisecond.
+    fields = {k: v for k, v in record.items() if k != "LastModifiedDate"}
+    return json.dumps([{**header, "recordIds": None}, fields], sort_keys=True, default=str)
+
+
+@dataclass
 class Event:
-    """One published change event, as the bus keeps it."""
+    """One published change event, as the bus keeps it: the Avro record is encoded the
+    first time a stream delivers it (most events of a test run are never read)."""
 
     replay_id: int
     topic: str
     schema_id: str
     event_id: str
-    payload: bytes
+    record: dict[str, Any]
     published_ms: int
+    encoded: bytes | None = None
 
 
 class Bus:
     """The org's change event bus; thread-safe. ``cond`` wakes streams on every event."""
 
-    def __init__(self, schema: Schema, entities: Iterable[str], api_version: str) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        entities: Iterable[str],
+        api_version: str,
+        readable: Callable[[str], ObjectDef] | None = None,
+    ) -> None:
+        """``readable``: the object as the subscribing (API) user sees it; an event carries
+        only the fields that user may read (field-level security), None: every field."""
         self.schema = schema
+        self.readable = readable
         self.api_version = api_version
         self.cond = threading.Condition()
         self._entities: set[str] = set()
@@ -164,16 +99,25 @@ class Bus:
         self._log: dict[str, list[Event]] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._parsed: dict[str, Any] = {}
+        self._current: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
         #: Replay ids above ``forgotten`` and up to ``latest`` are valid starting points.
         self.latest = time.time_ns() // 1_000_000 << 12
         self.forgotten = self.latest - 1
         self._commits = 0
         self.paused = False
-        self._held: list[tuple[str, str, bytes]] = []
+        self._held: list[tuple[str, str, dict[str, Any]]] = []
         #: Events published, by topic.
         self.published: Counter[str] = Counter()
         #: Bumped by :meth:`drop_streams`; a stream opened before the bump is closed.
         self.drops = 0
+        #: One event for the same change made to several records in a transaction (recordIds
+        #: lists them all), as Salesforce does; off: one event per record.
+        self.group_records = False
+        #: The bus's clock (seconds since the epoch): a test moves it to age events out.
+        self.clock: Callable[[], float] = time.time
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     # -- topics and schemas ----------------------------------------------------------------
     def select(self, entities: Iterable[str]) -> None:
@@ -202,13 +146,18 @@ class Bus:
 
     def schema_for(self, odef: ObjectDef) -> tuple[str, dict[str, Any]]:
         """The current schema of ``odef``'s change event and its id (remembered)."""
-        schema = change_schema(odef)
-        sid = schema_id_of(schema)
+        key = (odef.name, self.schema.revision)
         with self.cond:
+            known = self._current.get(key)
+            if known is not None:
+                return known
+            schema = change_schema(odef)
+            sid = schema_id_of(schema)
             if sid not in self._schemas:
                 self._schemas[sid] = schema
                 self._parsed[sid] = fastavro.parse_schema(schema)
-        return sid, schema
+            self._current[key] = sid, schema
+            return sid, schema
 
     def schema_json(self, schema_id: str) -> str | None:
         """A schema served before (or of a selected topic now), as JSON; None if unknown."""
@@ -225,51 +174,64 @@ class Bus:
             self._commits += 1
             commit_number = self._commits
         stamps = [_ms(c.after["SystemModstamp"]) for c in changes if c.after.get("SystemModstamp")]
-        commit_ms = max(stamps) if stamps else int(time.time() * 1000)
+        commit_ms = max(stamps) if stamps else self._now_ms()
         key = uuid.uuid4().hex
-        sequence = 0
+        watched = self.watched_objects()
+        events: list[tuple[ObjectDef, dict[str, Any]]] = []
+        alike: dict[str, list[str]] = {}  # same change to several records: their recordIds
         for change in changes:
             odef = self.schema.find(change.sobject)
-            if odef is None or change.sobject not in self.watched_objects():
+            if odef is None or change.sobject not in watched:
                 continue
-            header, record = self._record(odef, change)
+            seen = self.readable(odef.name) if self.readable else odef
+            header, record = self._record(odef, change, set(seen.fields))
             if header is None:
                 continue
-            sequence += 1
             user = change.user or API_USER_ID
             origin = f"com/salesforce/api/rest/{self.api_version}" if user == API_USER_ID else ""
-            header.update(changeOrigin=origin, transactionKey=key, sequenceNumber=sequence)
-            header.update(commitTimestamp=commit_ms, commitNumber=commit_number, commitUser=user)
-            self._append(odef, {"ChangeEventHeader": header, **record})
+            header.update(changeOrigin=origin, transactionKey=key, commitUser=user)
+            header.update(commitTimestamp=commit_ms, commitNumber=commit_number)
+            if self.group_records and header["changeType"] != "CREATE":
+                same = _likeness(header, record)
+                if same in alike:
+                    alike[same].extend(header["recordIds"])
+                    continue
+                alike[same] = header["recordIds"]
+            events.append((odef, {"ChangeEventHeader": header, **record}))
+        for sequence, (odef, record) in enumerate(events, start=1):
+            record["ChangeEventHeader"]["sequenceNumber"] = sequence
+            self._append(odef, record)
 
     def _record(
-        self, odef: ObjectDef, change: Change
+        self, odef: ObjectDef, change: Change, readable: set[str]
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         before, after = change.before, change.after
-        fields = event_fields(odef)
-        values = {f.name: _avro_value(f, after.get(f.name)) for f in fields}
+        _, schema = self.schema_for(odef)
+        named = [f["name"] for f in schema["fields"][1:]]
+        fields = [odef.fields[name.lower()] for name in named if name.lower() in readable]
         was_deleted = bool(before and before.get("IsDeleted"))
         changed: list[str] = []
         nulled: list[str] = []
         if before is None or (was_deleted and not after.get("IsDeleted")):
             kind = "CREATE" if before is None else "UNDELETE"
+            values = {f.name: avro_value(f, after.get(f.name)) for f in fields}
         elif after.get("IsDeleted") and not was_deleted:
             kind, values = "DELETE", {}
         else:
             kind = "UPDATE"
-            changed = [f.name for f in fields if before.get(f.name) != after.get(f.name)]
-            if not changed:
+            touched = [f for f in fields if before.get(f.name) != after.get(f.name)]
+            if not touched:
                 return None, {}
+            values = {f.name: avro_value(f, after.get(f.name)) for f in touched}
+            changed = [f.name for f in touched]
             nulled = [name for name in changed if values[name] is None]
-            values = {name: values[name] for name in changed}
-        _, schema = self.schema_for(odef)
         header = {
             "entityName": odef.name,
             "recordIds": [change.id],
             "changeType": kind,
-            "nulledFields": changed_fields.encode(nulled, schema),
+            "nulledFields": changed_fields.encode(nulled, schema) if nulled else [],
             "diffFields": [],
-            "changedFields": changed_fields.encode(changed, schema),
+            "changedFields": changed_fields.encode(changed, schema) if changed else [],
         }
         return header, values
 
@@ -296,7 +258,7 @@ class Bus:
             "changeOrigin": "",
             "transactionKey": uuid.uuid4().hex,
             "sequenceNumber": 1,
-            "commitTimestamp": int(time.time() * 1000),
+            "commitTimestamp": self._now_ms(),
             "commitNumber": commit_number,
             "commitUser": API_USER_ID,
             "nulledFields": [],
@@ -308,19 +270,17 @@ class Bus:
     def _append(self, odef: ObjectDef, record: dict[str, Any]) -> None:
         sid, _ = self.schema_for(odef)
         topic = f"/data/{ENTITIES[odef.name]}"
-        buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, self._parsed[sid], record)
         with self.cond:
             if self.paused:
-                self._held.append((topic, sid, buffer.getvalue()))
+                self._held.append((topic, sid, record))
                 return
-            self._number(topic, sid, buffer.getvalue())
+            self._number(topic, sid, record)
             self.cond.notify_all()
 
-    def _number(self, topic: str, sid: str, payload: bytes) -> None:
+    def _number(self, topic: str, sid: str, record: dict[str, Any]) -> None:
         self.latest += 1
-        now = int(time.time() * 1000)
-        event = Event(self.latest, topic, sid, str(uuid.uuid4()), payload, now)
+        now = self._now_ms()
+        event = Event(self.latest, topic, sid, str(uuid.uuid4()), record, now)
         self._log.setdefault(topic, []).append(event)
         self.published[topic] += 1
 
@@ -334,11 +294,20 @@ class Bus:
         with self.cond:
             self.paused = False
             held, self._held = self._held, []
-            for topic, sid, payload in held:
-                self._number(topic, sid, payload)
+            for topic, sid, record in held:
+                self._number(topic, sid, record)
             self.cond.notify_all()
 
     # -- reading ---------------------------------------------------------------------------
+    def payload(self, event: Event) -> bytes:
+        """The event's Avro encoding (schemaless, against its schema id's schema)."""
+        with self.cond:
+            if event.encoded is None:
+                buffer = io.BytesIO()
+                fastavro.schemaless_writer(buffer, self._parsed[event.schema_id], event.record)
+                event.encoded = buffer.getvalue()
+            return event.encoded
+
     def after(self, topic: str, replay_id: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of ``topic`` after ``replay_id``, oldest first."""
         with self.cond:
@@ -362,7 +331,7 @@ class Bus:
 
     def _expire(self) -> None:
         """Forget what was published more than 72 hours ago (replay ids grow with time)."""
-        horizon = int(time.time() * 1000) - RETENTION_MS
+        horizon = self._now_ms() - RETENTION_MS
         expired = [
             event.replay_id
             for log in self._log.values()

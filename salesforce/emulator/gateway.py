@@ -53,6 +53,8 @@ class Gateway:
         #: (:meth:`spend_calls`) less those the window let go of (:meth:`free_calls`).
         self.offset = 0
         self.calls_by_kind: dict[str, int] = dict.fromkeys(_INITIAL_KINDS, 0)
+        #: ``/_emulator/pubsub/...`` (method, action, body) -> (status, JSON), when served.
+        self.pubsub_control: Callable[[str, str, bytes], tuple[int, Any]] | None = None
 
     def usage(self) -> tuple[int, int]:
         """(calls used in the rolling window, daily limit)."""
@@ -87,6 +89,8 @@ class Gateway:
             return self._userinfo(headers)
         if path == "/_emulator/stats" and method == "GET":
             return _json(200, self.stats())
+        if path.startswith("/_emulator/pubsub/") and self.pubsub_control is not None:
+            return _json(*self.pubsub_control(method, path.rsplit("/", 1)[1], body))
         if path.rstrip("/") == "/services/data" and method == "GET":
             version = self.api.api_version
             return _json(

@@ -8,15 +8,18 @@
   other is NOT_FOUND, an unknown schema id NOT_FOUND.
 - **Subscribe**: the first FetchRequest names the topic and where to start (LATEST,
   EARLIEST, or CUSTOM after a replay id still retained: else INVALID_ARGUMENT); the server
-  never sends more events than requested and not yet sent (``pending_num_requested``);
-  every later FetchRequest adds to it. With nothing to send, a keepalive (no events,
-  ``latest_replay_id``) goes out every ``keepalive`` seconds (270 on a real org).
+  never sends more events than requested and not yet sent (``pending_num_requested``, at
+  most 100 in all); every later FetchRequest adds to it. With events requested and none to
+  send, a keepalive (no events, ``latest_replay_id``) goes out every ``keepalive`` seconds
+  (270 on a real org); with none requested, the stream ends unless a FetchRequest comes
+  within ``idle_timeout`` seconds (60) of the last response.
 - **Drop**: :meth:`salesforce.emulator.events.Bus.drop_streams` ends every open stream with
   UNAVAILABLE, as a real server restart or network change does.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -34,7 +37,7 @@ from salesforce.pubsub import pubsub_api_pb2 as pb
 from salesforce.pubsub import pubsub_api_pb2_grpc as pb_grpc
 
 logger = logging.getLogger(__name__)
-_MAX_BATCH = 100  # events in one FetchResponse
+_MAX_REQUESTED = 100  # events requested and not yet sent, at most
 _AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
 
 
@@ -46,21 +49,32 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
 class _Stream:
     """One Subscribe call's flow-control state (guarded by the bus's condition)."""
 
-    def __init__(self, drops: int, requested: int) -> None:
+    def __init__(self, drops: int) -> None:
         self.drops = drops
-        self.outstanding = requested
+        self.outstanding = 0
         self.failure: tuple[grpc.StatusCode, str] | None = None
         self.closed = False
+
+    def ask(self, n: int) -> None:
+        """A FetchRequest's ``num_requested``: at most 100 outstanding in all, as on a real
+        org (more is taken as 100)."""
+        self.outstanding = min(self.outstanding + max(n, 0), _MAX_REQUESTED)
 
 
 class _Servicer(pb_grpc.PubSubServicer):
     def __init__(
-        self, bus: Bus, sessions: Sessions, instance_url: Callable[[], str], keepalive: float
+        self,
+        bus: Bus,
+        sessions: Sessions,
+        instance_url: Callable[[], str],
+        keepalive: float,
+        idle_timeout: float,
     ) -> None:
         self.bus = bus
         self.sessions = sessions
         self.instance_url = instance_url
         self.keepalive = keepalive
+        self.idle_timeout = idle_timeout
 
     def _check(self, context: grpc.ServicerContext) -> None:
         metadata = {key: str(value) for key, value in context.invocation_metadata()}
@@ -119,7 +133,8 @@ class _Servicer(pb_grpc.PubSubServicer):
         position = self._start(first, context)
         bus = self.bus
         with bus.cond:
-            stream = _Stream(bus.drops, max(first.num_requested, 0))
+            stream = _Stream(bus.drops)
+            stream.ask(first.num_requested)
         token = dict(context.invocation_metadata()).get("accesstoken", "")
         reader = threading.Thread(
             target=self._read, args=(request_iterator, stream, topic, str(token)), daemon=True
@@ -130,21 +145,14 @@ class _Servicer(pb_grpc.PubSubServicer):
         last_sent = time.monotonic()
         while True:
             with bus.cond:
-                while True:
-                    ready = stream.outstanding > 0 and bus.after(topic, position, 1)
-                    wait = last_sent + self.keepalive - time.monotonic()
-                    if stream.failure or stream.closed or bus.drops != stream.drops:
-                        break
-                    if ready or wait <= 0:
-                        break
-                    bus.cond.wait(wait)
+                self._wait(stream, topic, position, last_sent)
                 if bus.drops != stream.drops:
                     _abort(context, grpc.StatusCode.UNAVAILABLE, "The service is unavailable")
                 if stream.failure:
                     _abort(context, *stream.failure)
-                if stream.closed:
+                if stream.closed or stream.outstanding == 0:  # the client went quiet
                     return
-                batch = bus.after(topic, position, min(stream.outstanding, _MAX_BATCH))
+                batch = bus.after(topic, position, stream.outstanding)
                 stream.outstanding -= len(batch)
                 pending = stream.outstanding
                 if batch:
@@ -153,7 +161,9 @@ class _Servicer(pb_grpc.PubSubServicer):
                 latest = position if bus.after(topic, position, 1) else bus.latest
             events = [
                 pb.ConsumerEvent(
-                    event=pb.ProducerEvent(id=e.event_id, schema_id=e.schema_id, payload=e.payload),
+                    event=pb.ProducerEvent(
+                        id=e.event_id, schema_id=e.schema_id, payload=bus.payload(e)
+                    ),
                     replay_id=replay_bytes(e.replay_id),
                 )
                 for e in batch
@@ -165,6 +175,20 @@ class _Servicer(pb_grpc.PubSubServicer):
                 rpc_id=rpc_id,
                 pending_num_requested=pending,
             )
+
+    def _wait(self, stream: _Stream, topic: str, position: int, last_sent: float) -> None:
+        """Wait (holding the bus's condition) until events can go out, a keepalive is due
+        (events requested, none to send), the stream must end, or a stream with nothing
+        requested has waited ``idle_timeout`` for a FetchRequest."""
+        bus = self.bus
+        while not (stream.failure or stream.closed or bus.drops != stream.drops):
+            if stream.outstanding > 0 and bus.after(topic, position, 1):
+                return
+            wait = self.keepalive if stream.outstanding > 0 else self.idle_timeout
+            left = last_sent + wait - time.monotonic()
+            if left <= 0:
+                return
+            bus.cond.wait(left)
 
     def _start(self, first: pb.FetchRequest, context: grpc.ServicerContext) -> int:
         """The replay id the subscription starts after."""
@@ -198,7 +222,7 @@ class _Servicer(pb_grpc.PubSubServicer):
                     failure = (grpc.StatusCode.INVALID_ARGUMENT, message)
                 with self.bus.cond:
                     stream.failure = failure
-                    stream.outstanding += max(request.num_requested, 0)
+                    stream.ask(request.num_requested)
                     self.bus.cond.notify_all()
                 if failure:
                     return
@@ -215,6 +239,35 @@ class _Servicer(pb_grpc.PubSubServicer):
             self.bus.cond.notify_all()
 
 
+def control(bus: Bus, method: str, action: str, body: bytes) -> tuple[int, Any]:
+    """``/_emulator/pubsub/{action}`` for an emulator run as a process: GET ``stats``
+    (events published by topic); POST ``drop``, ``pause``, ``resume``, ``forget``
+    (``{"before": hex replay id}``, none: all), ``gap`` (``{"entity", "recordIds",
+    "changeType"}``). Answers (status, JSON body); bad input is a 400 saying why."""
+    if method == "GET" and action == "stats":
+        with bus.cond:
+            return 200, {"published": dict(bus.published)}
+    simple = {"drop": bus.drop_streams, "pause": bus.pause, "resume": bus.resume}
+    if method != "POST" or action not in (*simple, "forget", "gap"):
+        return 404, {"error": f"no such Pub/Sub control: {method} {action}"}
+    try:
+        args = json.loads(body) if body.strip() else {}
+        if not isinstance(args, dict):
+            raise ValueError("the body must be a JSON object")
+        if action in simple:
+            simple[action]()
+        elif action == "forget":
+            before = args.get("before")
+            bus.forget(None if before is None else int(str(before), 16))
+        else:
+            ids = args.get("recordIds", [])
+            kind = str(args.get("changeType", "GAP_UPDATE"))
+            bus.send_gap(str(args.get("entity", "")), [str(i) for i in ids], kind)
+    except ValueError as exc:
+        return 400, {"error": f"{action}: {exc}"}
+    return 200, {"done": action}
+
+
 class PubSubServer:
     """gRPC server for the Pub/Sub API on 127.0.0.1 (a free port), TLS with the emulator's
     certificate."""
@@ -226,9 +279,10 @@ class PubSubServer:
         instance_url: Callable[[], str],
         *,
         keepalive: float = 270.0,
-        workers: int = 16,
+        idle_timeout: float = 60.0,
+        workers: int = 64,
     ) -> None:
-        self._servicer = _Servicer(bus, sessions, instance_url, keepalive)
+        self._servicer = _Servicer(bus, sessions, instance_url, keepalive, idle_timeout)
         self._workers = workers
         self._server: Any = None
         self.port = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ Metadata = tuple[tuple[str, str], ...]
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path / "org", admin_api=True, pubsub_keepalive=0.2)
+    emulator = Emulator(
+        tmp_path / "org", admin_api=True, pubsub_keepalive=0.2, pubsub_idle_timeout=1.0
+    )
     emulator.start()
     yield emulator
     emulator.stop()
@@ -66,8 +69,8 @@ class Requests:
         self._queue: queue.Queue[pb.FetchRequest] = queue.Queue()
         self._queue.put(first)
 
-    def more(self, n: int) -> None:
-        self._queue.put(pb.FetchRequest(num_requested=n))
+    def more(self, n: int, topic: str = "") -> None:
+        self._queue.put(pb.FetchRequest(topic_name=topic, num_requested=n))
 
     def __iter__(self) -> Iterator[pb.FetchRequest]:
         while True:
@@ -285,22 +288,32 @@ def test_flow_control(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -
     for n in range(3):
         emu.update("Order", order, {"Description": f"v{n}"})
     more, call = _subscribe(stub, auth, 1)
-    first = next(call)
+    first = next(call)  # four events wait; one was asked for
     assert (len(first.events), first.pending_num_requested) == (1, 0)
-    # Nothing more until asked: only keepalives, naming where the stream stands.
-    idle = next(call)
-    assert list(idle.events) == []
-    assert idle.latest_replay_id == first.events[0].replay_id
     more.more(2)
     events = _events(call, 2)
-    assert len(events) == 2
-    kinds = [_decode(stub, auth, e)["Description"] for e in events]
-    assert kinds == ["v0", "v1"]
-    assert list(next(call).events) == []  # the fourth event waits for another request
+    assert [_decode(stub, auth, e)["Description"] for e in events] == ["v0", "v1"]
     more.more(5)
     response = next(call)
     assert [_decode(stub, auth, e)["Description"] for e in response.events] == ["v2"]
     assert response.pending_num_requested == 4
+    # Events asked for and none to send: keepalives, naming where the stream stands.
+    idle = next(call)
+    assert (list(idle.events), idle.pending_num_requested) == ([], 4)
+    assert idle.latest_replay_id == response.events[0].replay_id
+    more.more(500)  # at most 100 outstanding, as on a real org
+    assert next(call).pending_num_requested == 100
+
+
+def test_a_stream_nobody_asks_more_of_ends(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    _order(emu)
+    _, call = _subscribe(stub, auth, 1)
+    assert len(next(call).events) == 1
+    with pytest.raises(StopIteration):  # no FetchRequest within the idle timeout
+        next(call)
+    assert call.code() == grpc.StatusCode.OK
 
 
 def test_replay_presets_and_replay_ids(
@@ -372,3 +385,120 @@ def test_userinfo_needs_a_session(emu: Emulator) -> None:
             timeout=TIMEOUT,
         )
     assert answer.status_code == 403
+
+
+def test_events_carry_only_fields_the_subscriber_may_read(tmp_path: Path) -> None:
+    with Emulator(tmp_path / "org", pubsub_keepalive=0.2) as emu:  # the integration user
+        token = emu.issue_session()
+        auth = (("accesstoken", token), ("instanceurl", emu.url), ("tenantid", _org_id(emu, token)))
+        order = _order(emu)
+        emu.access.revoke("Order.Description")
+        # A Salesforce user activates the order in the UI.
+        emu.update("Order", order, {"Status": "Activated", "Description": "secret"})
+        credentials = grpc.ssl_channel_credentials(emu.ca_file.read_bytes())
+        with grpc.secure_channel(emu.pubsub_endpoint, credentials) as channel:
+            stub = pb_grpc.PubSubStub(channel)
+            _, call = _subscribe(stub, auth, 10)
+            create, update = (_decode(stub, auth, e) for e in _events(call, 2))
+    header = update["ChangeEventHeader"]
+    assert header["changed"] == {"Status", "LastModifiedDate"}  # StatusCode: no read grant
+    assert (update["Status"], update["Description"], update["StatusCode"]) == (
+        "Activated",
+        None,
+        None,
+    )
+    assert header["commitUser"] == ADMIN_USER_ID
+    assert create["ChangeEventHeader"]["changeType"] == "CREATE"
+    assert create["AccountId"] is not None and create["StatusCode"] is None
+
+
+def test_events_are_kept_72_hours(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -> None:
+    order = _order(emu)
+    emu.update("Order", order, {"Description": "later"})
+    _, call = _subscribe(stub, auth, 10)
+    first, second = _events(call, 2)
+    published = time.time()
+    emu.events.clock = lambda: published + 71 * 3600
+    _, kept = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, first.replay_id)
+    assert _events(kept, 1)[0].replay_id == second.replay_id
+    emu.events.clock = lambda: published + 73 * 3600
+    _, expired = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, first.replay_id)
+    assert _code(expired)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    _, earliest = _subscribe(stub, auth, 10)
+    assert list(next(earliest).events) == []
+
+
+def test_the_same_change_to_several_records_is_one_event(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    emu.events.group_records = True
+    account = emu.insert("Account", {"Name": "Acme"})
+    fields = {"AccountId": account, "Status": "Draft", "EffectiveDate": "2026-01-01"}
+    orders = emu.insert_many("Order", [fields] * 3)
+    sf: Any = connect(emu)
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Order"}, "id": order, "Description": text}
+            for order, text in zip(orders, ["same", "same", "other"], strict=True)
+        ],
+    }
+    sf.restful("composite/sobjects", method="PATCH", json=body)
+    _, call = _subscribe(stub, auth, 10, pb.ReplayPreset.EARLIEST)
+    records = [_decode(stub, auth, e) for e in _events(call, 5)]
+    creates = [r["ChangeEventHeader"]["recordIds"] for r in records[:3]]
+    assert creates == [[order] for order in orders]  # creates are never grouped
+    same, other = (r["ChangeEventHeader"] for r in records[3:])
+    assert (same["recordIds"], other["recordIds"]) == (orders[:2], orders[2:])
+    assert (same["sequenceNumber"], other["sequenceNumber"]) == (1, 2)
+    assert same["transactionKey"] == other["transactionKey"]
+    assert (records[3]["Description"], records[4]["Description"]) == ("same", "other")
+
+
+def test_a_stream_checks_each_request(
+    stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator
+) -> None:
+    more, call = _subscribe(stub, auth, 1, pb.ReplayPreset.LATEST)
+    next(call)
+    more.more(1, "/data/OrderItemChangeEvent")
+    code, message = _code(call)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "/data/OrderItemChangeEvent" in message
+
+    # The session expires on the REST side while a stream is open: its next request fails.
+    more, call = _subscribe(stub, auth, 1, pb.ReplayPreset.LATEST)
+    next(call)
+    emu.refuse_next("invalid_session")
+    token = auth[0][1]
+    with pinned_session(emu) as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (
+            session.get(data_url(emu, "limits"), headers=headers, timeout=TIMEOUT).status_code
+            == 401
+        )
+    more.more(1)
+    assert _code(call)[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_http_controls(stub: pb_grpc.PubSubStub, auth: Metadata, emu: Emulator) -> None:
+    order = _order(emu)
+    base = f"{emu.url}/_emulator/pubsub"
+    _, call = _subscribe(stub, auth, 10)
+    (created,) = _events(call, 1)
+    with pinned_session(emu) as session:
+        stats = session.get(f"{base}/stats", timeout=TIMEOUT).json()
+        assert stats == {"published": {ORDERS: 1}}
+        gap = {"entity": "OrderChangeEvent", "recordIds": [order], "changeType": "GAP_DELETE"}
+        assert session.post(f"{base}/gap", json=gap, timeout=TIMEOUT).status_code == 200
+        (event,) = _events(call, 1)
+        assert _decode(stub, auth, event)["ChangeEventHeader"]["changeType"] == "GAP_DELETE"
+        bad = session.post(f"{base}/gap", json={"entity": "AccountChangeEvent"}, timeout=TIMEOUT)
+        assert bad.status_code == 400
+        assert "AccountChangeEvent is not selected" in bad.json()["error"]
+        forget = {"before": event.replay_id.hex()}
+        assert session.post(f"{base}/forget", json=forget, timeout=TIMEOUT).status_code == 200
+        assert session.post(f"{base}/drop", timeout=TIMEOUT).status_code == 200
+        assert session.post(f"{base}/nope", timeout=TIMEOUT).status_code == 404
+    assert _code(call)[0] == grpc.StatusCode.UNAVAILABLE
+    _, replay = _subscribe(stub, auth, 10, pb.ReplayPreset.CUSTOM, created.replay_id)
+    assert _code(replay)[0] == grpc.StatusCode.INVALID_ARGUMENT
