@@ -131,9 +131,9 @@ def salesforce_checks(settings: Any) -> list[Check]:
 
 def _events(settings: Any, gateway: Any, invoices: bool) -> Check:
     """The change event subscription (topics, schemas, auth) as ORDERFLOW_SF_EVENTS says."""
-    from daemon import events
+    from daemon import subscription
 
-    ok, detail = events.check(gateway, settings, invoices)
+    ok, detail = subscription.check(gateway, settings, invoices)
     return Check("salesforce.events", "pass" if ok else "fail", detail)
 
 

@@ -133,7 +133,7 @@ def in_flight(session: Session) -> dict[str, Any]:
     summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     summary["cutover"] = describe(session)
-    from daemon.events import saved_state
+    from daemon.subscription import saved_state
 
     summary["events"] = saved_state(session)
     return summary
@@ -267,7 +267,7 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     from daemon.commands.cutover import lines as cutover_lines
 
     lines.extend(cutover_lines(summary["cutover"])[:1])
-    from daemon.events import status_line
+    from daemon.subscription import status_line
 
     lines.append(status_line(summary["events"]))
     return lines

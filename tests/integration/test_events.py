@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon import events, poll
+from daemon import events, poll, subscription
 from daemon.cli import main
 from daemon.context import Context
 from daemon.cycle import run_cycle
@@ -53,7 +53,7 @@ def polls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def streaming(world: World, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Context:
     ctx = world.context(monkeypatch, sf_events="cdc", **settings)
-    stream = events.open_stream(ctx, load_settings())
+    stream = subscription.open_stream(ctx, load_settings())
     assert stream is not None
     wait_until(lambda: stream.healthy, "every topic subscribed")
     return ctx
@@ -64,7 +64,7 @@ def closing() -> Iterator[list[Context]]:
     opened: list[Context] = []
     yield opened
     for ctx in opened:
-        events.close_stream(ctx)
+        subscription.close_stream(ctx)
 
 
 def settle(ctx: Context, world: World, orders: list[str], cycles: int = 40) -> None:
@@ -163,7 +163,7 @@ def test_a_restart_resumes_after_the_stored_replay_id(
     with ctx.sessions() as session:
         stored = {r.topic: bytes(r.replay_id) for r in session.scalars(select(EventReplay))}
     assert "/data/OrderChangeEvent" in stored
-    events.close_stream(ctx)  # the daemon stops
+    subscription.close_stream(ctx)  # the daemon stops
     missed = world.add_order(PRODUCT)  # activated while it is down
     ctx2 = streaming(world, monkeypatch)
     closing.append(ctx2)
@@ -245,7 +245,7 @@ def test_status_shows_the_event_stream(
 
 def test_auto_without_a_pubsub_server_polls(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = world.context(monkeypatch, sf_events="auto", sf_pubsub_endpoint="127.0.0.1:1")
-    assert events.open_stream(ctx, load_settings()) is None
+    assert subscription.open_stream(ctx, load_settings()) is None
     assert ctx.events is None
     order = world.add_order(PRODUCT)
     run_cycle(ctx)
