@@ -24,6 +24,7 @@ from daemon.settings import load_settings
 from daemon.wakeup import Wakeup
 from salesforce.pubsub.subscriber import Change, Gap
 from tests.integration.amend_world import no_duplicates
+from tests.integration.test_invoices import add_invoice
 from tests.integration.world import SETTLED, World
 
 PRODUCT = "PLAT-PRO"
@@ -222,6 +223,25 @@ def test_a_draft_and_its_lines_cost_no_query_until_activated(
     assert ctx.events.skipped >= 2
     world.emu.update("Order", order, {"Status": "Activated"})
     wait_until(lambda: cycled_until_planned(ctx, order), "the order planned once activated")
+
+
+def test_a_posted_invoice_comes_by_its_event(
+    world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
+    polled = polls[0]
+    invoice = add_invoice(world, order)
+
+    def transferred() -> bool:
+        run_cycle(ctx)
+        return world.emu.get("Invoice", invoice).get("ERP_Sync_Status__c") == "Transferred"
+
+    wait_until(transferred, "the invoice transferred to the ERP")
+    assert polls[0] == polled  # its event brought it, no poll
 
 
 def test_status_shows_the_event_stream(
