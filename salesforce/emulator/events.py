@@ -1,15 +1,17 @@
-"""Change Data Capture in the emulated org: change event schemas and the event bus.
+"""Change Data Capture in the emulated org: the change event bus.
 
 - **Topics**: ``/data/OrderChangeEvent`` and the like, one per entity selected for CDC (the
   metadata's PlatformEventChannelMember components on ``ChangeEvents``, or a test's choice).
 - **Schemas**: :mod:`salesforce.emulator.change_schema`, remembered by id.
 - **Publishing**: the store reports each committed transaction (:meth:`Bus.publish`); one
-  event per changed record: CREATE with every non-null field, UPDATE with only the changed
+  event per changed record (or per change, with ``group_records``), only the fields the API
+  user may read: CREATE with every non-null field, UPDATE with only the changed
   fields set and marked in ``changedFields`` (those set to null in ``nulledFields``),
   DELETE / UNDELETE. ``commitUser`` is the writer, ``commitTimestamp`` the SystemModstamp.
 - **Replay ids**: 8-byte big-endian, growing; they start above wall-clock milliseconds, so a
   replay id from an earlier run of the emulator is unknown here, as after a real org's
-  retention. Events are kept 72 hours of commit time; :meth:`Bus.forget` drops them sooner.
+  retention. Events are kept 72 hours after publication (``Bus.clock``); :meth:`Bus.forget`
+  drops them sooner.
 - **Controls**: pause (events wait, unnumbered) and resume, gap events, dropping every open
   stream (:class:`salesforce.emulator.pubsub.PubSubServer` watches ``drops``).
 """

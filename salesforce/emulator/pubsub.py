@@ -125,7 +125,10 @@ class _Servicer(pb_grpc.PubSubServicer):
         self, request_iterator: Iterator[pb.FetchRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.FetchResponse]:
         self._check(context)
-        first = next(request_iterator, None)
+        try:
+            first = next(request_iterator, None)
+        except grpc.RpcError:  # cancelled before asking for anything
+            return
         if first is None:
             return
         topic = first.topic_name
