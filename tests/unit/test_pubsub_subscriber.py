@@ -8,6 +8,7 @@ import io
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -215,10 +216,14 @@ def test_a_refused_replay_id_is_a_gap_then_latest(bus: Any) -> None:
     try:
         sub.start({TOPIC: b"2"})
         gap = take(sub, 1)[0]
+        deadline = time.monotonic() + 10  # the resubscription follows the gap
+        while len(servicer.firsts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         sub.close()
     assert isinstance(gap, Gap) and "replay id refused" in gap.reason
-    assert servicer.firsts[-1].replay_preset == pb.ReplayPreset.LATEST
+    assert servicer.firsts[0].replay_preset == pb.ReplayPreset.CUSTOM
+    assert servicer.firsts[1].replay_preset == pb.ReplayPreset.LATEST
 
 
 def test_an_expired_session_is_renewed_through_the_login(bus: Any) -> None:
