@@ -292,9 +292,10 @@ class Subscriber:
                 replay_id = None  # too old: start at LATEST, the gap is polled
                 failures = 0
                 continue
-            if outcome == "renewed":
+            if outcome == "renewed" and failures == 0:
+                failures = 1  # at once after a renewal; refused again, backing off
                 continue
-            failures = 0 if outcome == "fine" else failures + 1
+            failures = {"fine": 0, "dropped": 1}.get(outcome, failures + 1)
             self._stop.wait(self._backoff(failures))
 
     def _backoff(self, failures: int) -> float:
@@ -304,7 +305,7 @@ class Subscriber:
 
     def _stream(self, topic: str, replay_id: bytes | None) -> str:
         """One subscription until it ends: "fine" (stopped, no longer leading), "renewed",
-        "refused" (the replay id) or "failed"."""
+        "refused" (the replay id), "dropped" (after it had worked) or "failed"."""
         state = self.states[topic]
         requests: queue.Queue[pb.FetchRequest | None] = queue.Queue()
         preset = pb.ReplayPreset.CUSTOM if replay_id else pb.ReplayPreset.LATEST
@@ -399,6 +400,7 @@ class Subscriber:
         log.warning("Pub/Sub stream %s ended (%s)", topic, reason, extra={"topic": topic})
         if gap:
             self._deliver(Gap(topic, f"stream dropped: {reason}"))
+            return "dropped"  # it had worked: back off from the start
         return "failed"
 
 

@@ -4,6 +4,7 @@ daemon's subscriber, the poll's ingest, a real SQLite store and the stub systems
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,12 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logging() -> Iterator[None]:
+    yield  # `orderflow status` configured logging onto the captured stderr: undo it
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
 
 
 @pytest.fixture
