@@ -246,3 +246,25 @@ def test_check_names_a_topic_that_does_not_exist(bus: Any) -> None:
             sub.check()
     finally:
         sub.close()
+
+
+def test_only_the_leader_subscribes(bus: Any) -> None:
+    servicer, chan = bus
+    leading = threading.Event()
+    session = Session()
+    sub = Subscriber(chan, [TOPIC], auth=session.auth, renew=session.renew, leading=leading.is_set)
+    try:
+        sub.start({TOPIC: b"1"})
+        time.sleep(1.0)
+        assert servicer.firsts == []  # another instance leads: no stream
+        leading.set()
+        assert isinstance(take(sub, 1)[0], Change)
+        leading.clear()  # stepped down: the stream is cancelled, quietly
+        deadline = time.monotonic() + 10
+        while sub.states[TOPIC].connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not sub.states[TOPIC].connected
+    finally:
+        sub.close()
+    assert sub.states[TOPIC].drops == 0
+    assert all(not isinstance(d, Gap) for d in list(sub.deliveries.queue))
