@@ -77,8 +77,11 @@ def salesforce(settings: Settings) -> SalesforceGateway:
     )
     login = auth.login_function(creds, http, timeout=settings.sf_timeout)
 
+    identity: list[str] = []
+
     def connect() -> Salesforce:
         session = login()
+        identity[:] = [session.identity]  # the org and user ids (daemon.events)
         logs.add_secrets([session.access_token])  # as secret as what got it
         return Salesforce(
             instance_url=session.instance_url.rstrip("/"),
@@ -99,12 +102,14 @@ def salesforce(settings: Settings) -> SalesforceGateway:
         first = connect()
     except FatalError as exc:
         raise ConfigError(str(exc)) from exc
-    return SalesforceGateway(
+    gateway = SalesforceGateway(
         first,
         timeout=settings.sf_timeout,
         relogin=connect if renewable else None,
         pacer=Pacer(policy),
     )
+    gateway.identity = identity[0]
+    return gateway
 
 
 def secret(value: SecretStr | None) -> str | None:

@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,9 @@ from orchestration.rules import RuleSet
 from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import PollFields
+
+if TYPE_CHECKING:
+    from daemon.events import EventStream
 
 #: Kept for callers of the earlier name.
 AutoAction = AutoFunction
@@ -99,3 +103,5 @@ class Context:
     cutover_writeback: bool = False
     #: ``live``, or ``shadow`` (daemon.shadow: nothing sent, nothing written to Salesforce).
     mode: str = "live"
+    #: Change events (daemon.events; ORDERFLOW_SF_EVENTS): None while polling only.
+    events: EventStream | None = None

@@ -20,6 +20,7 @@ from daemon.amend import cancel_in_flight
 from daemon.auto import AutoCall
 from daemon.context import Context
 from daemon.dispatch import dispatch
+from daemon.events import take_events
 from daemon.fallout import fail
 from daemon.held import release_held
 from daemon.invoices import plan_invoices
@@ -76,6 +77,8 @@ def run_cycle(ctx: Context) -> CycleReport:
     if ctx.membership.leading:
         with phase("poll"):
             report.polled, report.planned = poll_orders(ctx)
+        with phase("events"):
+            _add_events(report, take_events(ctx))  # records change events name (daemon.events)
         with phase("amend"):
             cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
             release_held(ctx)  # held orders the crosswalk or new rules now let plan
@@ -96,6 +99,11 @@ def run_cycle(ctx: Context) -> CycleReport:
         with phase("writeback"):
             report.written = write_back(ctx)  # Orders, lines, tasks and Invoices, one batch
     return report
+
+
+def _add_events(report: CycleReport, taken: tuple[int, int]) -> None:
+    report.polled += taken[0]
+    report.planned += taken[1]
 
 
 #: Plans advanced per transaction: each batch commits (and, shared, unlocks) on its own.

@@ -210,14 +210,40 @@ class PollFields:
             )
         raise ValueError(f"no range query for {sobject}")
 
-    def orders_by_id(self, order_ids: Iterable[str]) -> list[str]:
-        """Queries re-reading these orders with their lines, cut to fit a URI."""
+    def orders_by_id(self, order_ids: Iterable[str], *, deleted: bool = False) -> list[str]:
+        """Queries re-reading these orders with their lines, cut to fit a URI; with
+        ``deleted`` (for queryAll) deleted ones too, whatever their status."""
+        statuses = f"(IsDeleted = true OR {self._status_filter()})" if deleted else None
 
         def render(chunk: list[str]) -> str:
             ids = ", ".join(soql_string(i) for i in chunk)
-            return f"{self._order_select()} WHERE Id IN ({ids}) AND {self._status_filter()}"
+            where = statuses or self._status_filter()
+            return f"{self._order_select()} WHERE Id IN ({ids}) AND {where}"
 
         return in_chunks(sorted(set(order_ids)), render)
+
+    def invoices_by_id(self, invoice_ids: Iterable[str]) -> list[str]:
+        """queryAll SOQL reading these Invoices with their lines (as a resync reads them)."""
+        lines = _select(SYSTEM_FIELDS, ("InvoiceId", *self.invoice_line))
+
+        def render(chunk: list[str]) -> str:
+            ids = ", ".join(soql_string(i) for i in chunk)
+            return (
+                f"SELECT {_select(SYSTEM_FIELDS, self.invoice)}, "
+                f"(SELECT {lines} FROM InvoiceLines WHERE IsDeleted = false ORDER BY Id) "
+                f"FROM Invoice WHERE Id IN ({ids})"
+            )
+
+        return in_chunks(sorted(set(invoice_ids)), render)
+
+    def order_of_lines(self, line_ids: Iterable[str]) -> list[str]:
+        """queryAll SOQL reading the OrderId of these OrderItems."""
+
+        def render(chunk: list[str]) -> str:
+            ids = ", ".join(soql_string(i) for i in chunk)
+            return f"SELECT Id, OrderId FROM OrderItem WHERE Id IN ({ids})"
+
+        return in_chunks(sorted(set(line_ids)), render)
 
 
 def order_query(

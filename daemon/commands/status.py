@@ -39,6 +39,11 @@ Order id): that order's plan as a tree, each step under the step it waits for.
                              ...} or null, writeback_refused, writeback_refused_recent,
                              writeback_retrying, flagged_orders}
   cutover                   {cutover, adopted_at, adopted_plans, history} (orderflow cutover)
+  events                    {mode, connected, last_event_at, events_taken,
+                             events_without_query, gaps_polled, topics: {topic: {connected,
+                             last_event_at, replay_id (hex), error, drops}}, updated_at} or
+                             null: the change event stream (ORDERFLOW_SF_EVENTS) as the
+                             daemon last saved it; null when it polls only
 one order:
   order_id, order_number, account_id, account_name (null where Salesforce gave none),
   status, state, progress, revision, rules_version,
@@ -129,6 +134,9 @@ def in_flight(session: Session) -> dict[str, Any]:
     summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     summary["cutover"] = describe(session)
+    from daemon.subscription import saved_state
+
+    summary["events"] = saved_state(session)
     return summary
 
 
@@ -263,6 +271,9 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     from daemon.commands.cutover import lines as cutover_lines
 
     lines.extend(cutover_lines(summary["cutover"])[:1])
+    from daemon.subscription import status_line
+
+    lines.append(status_line(summary["events"]))
     return lines
 
 
