@@ -18,7 +18,7 @@ from daemon.http import make_session
 from daemon.settings import Settings
 from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem
-from orchestration.errors import ConfigError, FatalError
+from orchestration.errors import ConfigError, FatalError, RetriableError
 from orchestration.rules import RuleSet, load_rules
 from salesforce import auth
 from salesforce.budget import PacePolicy, Pacer
@@ -77,8 +77,11 @@ def salesforce(settings: Settings) -> SalesforceGateway:
     )
     login = auth.login_function(creds, http, timeout=settings.sf_timeout)
 
+    identity: list[str] = []
+
     def connect() -> Salesforce:
         session = login()
+        identity[:] = [session.identity]  # the org and user ids (daemon.events)
         logs.add_secrets([session.access_token])  # as secret as what got it
         return Salesforce(
             instance_url=session.instance_url.rstrip("/"),
@@ -99,12 +102,14 @@ def salesforce(settings: Settings) -> SalesforceGateway:
         first = connect()
     except FatalError as exc:
         raise ConfigError(str(exc)) from exc
-    return SalesforceGateway(
+    gateway = SalesforceGateway(
         first,
         timeout=settings.sf_timeout,
         relogin=connect if renewable else None,
         pacer=Pacer(policy),
     )
+    gateway.identity = identity[0]
+    return gateway
 
 
 def secret(value: SecretStr | None) -> str | None:
@@ -123,22 +128,53 @@ def poll_fields(settings: Settings) -> PollFields:
     )
 
 
-def invoices_enabled(settings: Settings, gateway: SalesforceGateway) -> bool:
-    """ORDERFLOW_SF_INVOICES: true, false, or (auto) whether the org's describe lists the
-    Invoice object for this user (orgs without Revenue Cloud Billing have none)."""
-    if settings.sf_invoices != "auto":
-        return settings.sf_invoices == "true"
+def org_objects(settings: Settings, gateway: SalesforceGateway) -> frozenset[str]:
+    """The objects the org's describe shows this user (one API call)."""
     try:
         listed = gateway.sf.restful("sobjects", method="GET", timeout=settings.sf_timeout)
     except Exception as exc:
         raise translate(exc, "describe") from exc
-    found = any(o.get("name") == "Invoice" for o in (listed or {}).get("sobjects", []))
+    return frozenset(str(o.get("name")) for o in (listed or {}).get("sobjects", []))
+
+
+def shown_objects(settings: Settings, gateway: SalesforceGateway) -> frozenset[str]:
+    """:func:`org_objects` at start-up. With ORDERFLOW_SF_INVOICES set, only the account
+    names hang on it: a passing failure turns them off (ids are shown) rather than
+    stopping the start; the cycle meets the same failure and retries as it always does."""
+    try:
+        return org_objects(settings, gateway)
+    except RetriableError as exc:
+        if settings.sf_invoices == "auto":
+            raise
+        log.warning("account names off: %s (ids are shown)", exc)
+        return frozenset()
+
+
+def invoices_enabled(
+    settings: Settings, gateway: SalesforceGateway, objects: frozenset[str] | None = None
+) -> bool:
+    """ORDERFLOW_SF_INVOICES: true, false, or (auto) whether the org's describe lists the
+    Invoice object for this user (orgs without Revenue Cloud Billing have none);
+    ``objects``: that list when already read."""
+    if settings.sf_invoices != "auto":
+        return settings.sf_invoices == "true"
+    found = "Invoice" in (org_objects(settings, gateway) if objects is None else objects)
     log.info(
         "invoice support %s: the org %s Invoice (ORDERFLOW_SF_INVOICES=auto)",
         "on" if found else "off",
         "has" if found else "shows this user no",
     )
     return found
+
+
+def account_names(objects: frozenset[str]) -> bool:
+    """Whether the poll reads each Order's Account.Name: when the org's describe
+    (``objects``) shows this user Account, whose Name has no field-level security of its
+    own; else the operators see the id."""
+    readable = "Account" in objects
+    if not readable:
+        log.info("account names off: the org shows this user no Account (ids are shown)")
+    return readable
 
 
 def systems(settings: Settings, names: Iterable[str] = ()) -> dict[str, DownstreamSystem]:
@@ -156,7 +192,12 @@ def context(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Conte
         raise ConfigError(f"setting {name}: the rules send tasks to {missing[0]!r}; set its URL")
     engine = database(settings)
     gateway = salesforce(settings)
-    polled = replace(poll_fields(settings), invoices=invoices_enabled(settings, gateway))
+    objects = shown_objects(settings, gateway)  # once, for both questions
+    polled = replace(
+        poll_fields(settings),
+        invoices=invoices_enabled(settings, gateway, objects),
+        account_names=account_names(objects),
+    )
     ctx = Context(
         sessions=db.sessions(engine),
         gateway=gateway,

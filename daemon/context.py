@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,9 @@ from orchestration.rules import RuleSet
 from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import PollFields
+
+if TYPE_CHECKING:
+    from daemon.events import EventStream
 
 #: Kept for callers of the earlier name.
 AutoAction = AutoFunction
@@ -63,8 +67,13 @@ class Context:
     #: When the leader's writeback last looked at every candidate (daemon.writeback): the
     #: next looks at the plans changed since, by index (None: every plan, once).
     written_seen: datetime | None = None
-    #: The same for the Invoices' transfer status (daemon.invoices.write_back_invoices).
+    #: The same for the Invoices' transfer status (daemon.invoices.transfers_to_write).
     invoices_written: datetime | None = None
+    #: When a cycle's writeback pass last sent something: while cycles write, the jeopardy
+    #: sweep leaves its writes (and its Late orders' refresh, ``late_due``) to the next
+    #: cycle's pass, so one pass sends one batch (daemon.writeback).
+    cycle_wrote_at: datetime | None = None
+    late_due: bool = False
     settle: timedelta = timedelta(seconds=2)
     auto_actions: Mapping[str, AutoFunction] = field(default_factory=lambda: dict(REGISTRY))
     rng: random.Random = field(default_factory=random.Random)
@@ -94,3 +103,5 @@ class Context:
     cutover_writeback: bool = False
     #: ``live``, or ``shadow`` (daemon.shadow: nothing sent, nothing written to Salesforce).
     mode: str = "live"
+    #: Change events (daemon.events; ORDERFLOW_SF_EVENTS): None while polling only.
+    events: EventStream | None = None

@@ -16,8 +16,9 @@ from daemon.advance import AdvanceReport, advance_plans
 from daemon.amend import cancel_in_flight
 from daemon.context import Context
 from daemon.dispatch import dispatch
+from daemon.events import take_events
 from daemon.held import release_held
-from daemon.invoices import plan_invoices, write_back_invoices
+from daemon.invoices import plan_invoices
 from daemon.poll import poll_orders
 from daemon.status_poll import poll_statuses
 from daemon.systems import check_systems
@@ -70,6 +71,8 @@ def run_cycle(ctx: Context, dispatcher: Callable[[Context], int] = dispatch) -> 
     if ctx.membership.leading:
         with phase("poll"):
             report.polled, report.planned = poll_orders(ctx)
+        with phase("events"):
+            _add_events(report, take_events(ctx))  # records change events name (daemon.events)
         with phase("amend"):
             cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
             release_held(ctx)  # held orders the crosswalk or new rules now let plan
@@ -88,6 +91,10 @@ def run_cycle(ctx: Context, dispatcher: Callable[[Context], int] = dispatch) -> 
         advance_plans(ctx)
     if ctx.membership.leading:
         with phase("writeback"):
-            report.written = write_back(ctx)
-            write_back_invoices(ctx)  # ERP document numbers onto the Invoices
+            report.written = write_back(ctx)  # Orders, lines, tasks and Invoices, one batch
     return report
+
+
+def _add_events(report: CycleReport, taken: tuple[int, int]) -> None:
+    report.polled += taken[0]
+    report.planned += taken[1]

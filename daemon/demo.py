@@ -127,6 +127,10 @@ def demo_environment(emu: Emulator, stubs: dict[str, StubSystem], workdir: Path)
             "ORDERFLOW_HTTP_PORT": "0",
         }
     )
+    # Change events from the org's Pub/Sub API (daemon.events); an org without it raises,
+    # and ORDERFLOW_SF_EVENTS=auto then polls only.
+    with contextlib.suppress(RuntimeError):
+        env["ORDERFLOW_SF_PUBSUB_ENDPOINT"] = emu.pubsub_endpoint
     for name, stub in stubs.items():
         env[f"ORDERFLOW_{name.upper()}_URL"] = stub.url
         if stub.token:

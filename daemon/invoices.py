@@ -4,9 +4,10 @@ The poll stores Invoice and InvoiceLine rows as source records (``daemon.poll``)
 posted Invoice with its lines becomes a plan of its own (``Plan.kind == "invoice"``, keyed
 by the Invoice id) with one callout, ``erp`` / ``invoices``, whose payload must fit the rules'
 ``contracts: erp: invoices`` when one is declared. The ERP answers with its document number;
-:func:`write_back_invoices` writes it and the transfer status onto the Invoice
-(``ERP_Document_Number__c``, ``ERP_Sync_Status__c``), only when they differ from what was
-last written (kept per record in ``sf_writebacks``, as the order writeback does).
+the writeback pass (:func:`daemon.writeback.write_back`, with the Orders, in one batch)
+writes it and the transfer status onto the Invoice (``ERP_Document_Number__c``,
+``ERP_Sync_Status__c``), the fields that differ from what was last written (kept per
+record in ``sf_writebacks``, as for the Orders).
 """
 
 from __future__ import annotations
@@ -174,15 +175,15 @@ def desired_fields(plan: Plan) -> dict[str, Any]:
     }
 
 
-def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
-    """Write each transfer's document number and status where the Invoice shows others.
+def transfers_to_write(
+    session: Session, now: datetime, since: datetime | None, batch: int = 2000
+) -> list[Plan]:
+    """The transfer plans whose Invoice may show other values than last written: every one
+    (``since`` None, a first look), else those changed since, with their retries due.
 
-    After a first look at every transfer plan, only the plans changed since the last
-    complete look and the retries due are read, by index (``ctx.invoices_written``)."""
-    now = ctx.clock()
+    :func:`daemon.writeback.write_back` diffs them and sends what differs in the same
+    Composite calls as the Orders: one writeback pass, one batch."""
     wb = SfWriteback
-    last_look = None if ctx.membership.shared else ctx.invoices_written
-    since = store.changed_since(last_look, ctx.overlap)  # (shared: see daemon.writeback)
     query = (
         select(Plan)
         .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
@@ -191,61 +192,13 @@ def write_back_invoices(ctx: Context, batch: int = 2000) -> int:
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)
     )
-    with ctx.sessions() as session:
-        if since is None:
-            plans = list(session.scalars(query.limit(batch)))
-        else:
-            changed = select(Plan.id).where(Plan.updated_at >= since, Plan.kind == KIND)
-            retries = (
-                select(Plan.id)
-                .join(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
-                .where(wb.retry_at <= now)
-            )
-            ids = {*session.scalars(changed), *session.scalars(retries)}
-            plans = store.plans_by_id(session, query, ids, batch)
-        written = {
-            r.sf_id: r.written
-            for r in session.scalars(
-                select(wb).where(wb.sobject == INVOICE, wb.sf_id.in_([p.order_id for p in plans]))
-            )
-        }
-        changes = [
-            {"Id": p.order_id, **fields}
-            for p in plans
-            if (fields := desired_fields(p)) != written.get(p.order_id)
-        ]
-    complete = len(plans) < batch  # every candidate looked at: the next look starts here
-    if not changes or ctx.mode == "shadow":
-        # Nothing to write; or a parallel run, which writes nothing (daemon.shadow).
-        if complete:
-            ctx.invoices_written = now
-        return 0
-    results = ctx.gateway.update(INVOICE, changes)
-    done = 0
-    with ctx.sessions.begin() as session:
-        for change, result in zip(changes, results, strict=True):
-            if not result.success and result.transient:
-                complete = False  # tried again next cycle: the next look starts no later
-                continue
-            fields = {k: v for k, v in change.items() if k != "Id"}
-            _remember(session, change["Id"], fields, result.success, result, now)
-            done += result.success
-            if not result.success:
-                log.warning("invoice %s: writeback refused: %s", change["Id"], result.code)
-    if complete:
-        ctx.invoices_written = now
-    return done
-
-
-def _remember(
-    session: Session, sf_id: str, fields: dict[str, Any], ok: bool, result: Any, now: datetime
-) -> None:
-    row = session.get(SfWriteback, (INVOICE, sf_id))
-    if row is None:
-        row = SfWriteback(sobject=INVOICE, sf_id=sf_id, written={}, updated_at=now)
-        session.add(row)
-    row.written = fields
-    row.error_code = None if ok else str(result.code)[:80]
-    row.error = None if ok else f"{result.code}: {result.message}"[:255]
-    row.retry_at = None
-    row.updated_at = now
+    if since is None:
+        return list(session.scalars(query.limit(batch)))
+    changed = select(Plan.id).where(Plan.updated_at >= since, Plan.kind == KIND)
+    retries = (
+        select(Plan.id)
+        .join(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
+        .where(wb.retry_at <= now)
+    )
+    ids = {*session.scalars(changed), *session.scalars(retries)}
+    return store.plans_by_id(session, query, ids, batch)

@@ -7,7 +7,8 @@ assesses the plans due with :func:`refresh_plan`, persisting per task ``jeopardy
 ``updated_at`` when any of it changed so that writeback carries it to Salesforce.
 
 The sweep runs on its own cadence too (``ORDERFLOW_JEOPARDY_INTERVAL``, scheduled by
-:mod:`daemon.loop`): the same pass, then writeback (Late orders' "N h late" refreshed) and
+:mod:`daemon.loop`): the same pass, then writeback (Late orders' "N h late" refreshed; left
+to the next cycle's pass while cycles write back, daemon.writeback) and
 the webhook told of orders that went At Risk, Late or Fallout (once per change: what was
 told is kept in ``plans.notified``). Writeback refreshes the plans it writes as well, so a
 step that finishes clears its flag in the same cycle.
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -205,12 +206,15 @@ def worst_step(tasks: Iterable[Task]) -> Task | None:
     return min(flagged, key=lambda t: (-Jeopardy(str(t.jeopardy)).rank, t.due_at, t.id))
 
 
-def describe_worst(tasks: Iterable[Task], now: datetime) -> str | None:
-    """The sentence for the worst step at risk or late, e.g. "... is 2 h late (due ...)"."""
+def describe_worst(
+    tasks: Iterable[Task], now: datetime, least: timedelta = timedelta(minutes=1)
+) -> str | None:
+    """The sentence for the worst step at risk or late, e.g. "... is 2 h late (due ...)"
+    (lateness under ``least``: just "late")."""
     task = worst_step(tasks)
     if task is None or task.due_at is None:
         return None
-    return sentence(task.title, Jeopardy(str(task.jeopardy)), task.due_at, now)
+    return sentence(task.title, Jeopardy(str(task.jeopardy)), task.due_at, now, least=least)
 
 
 def at_risk_now(session: Session, now: datetime) -> list[dict[str, Any]]:

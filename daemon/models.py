@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -83,6 +84,18 @@ class Watermark(Base):
 
     sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EventReplay(Base):
+    """Per Pub/Sub topic, the last change event whose records are committed (daemon.events)."""
+
+    __tablename__ = "event_replays"
+
+    topic: Mapped[str] = mapped_column(String(80), primary_key=True)
+    replay_id: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The event's commitTimestamp: a gap is polled from shortly before it.
+    committed_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from daemon.context import Context
 from daemon.cycle import CycleReport
-from daemon.models import Task
+from daemon.models import Plan, Task
 from orchestration.states import StepKind, StepState
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,23 @@ def waiting_downstream(ctx: Context) -> bool:
         return bool(session.scalar(select(exists(busy))))
 
 
+def _until_wake(ctx: Context) -> float:
+    """Seconds until the next plan is due to wake (daemon.cycle.advance_plans)."""
+    with ctx.sessions() as session:
+        due = session.scalar(select(func.min(Plan.wake_at)))
+    return float("inf") if due is None else (due - ctx.clock()).total_seconds()
+
+
 def next_wait(ctx: Context, report: CycleReport | None) -> float:
     """Seconds until the next cycle: the base interval while work goes on, else until the
     next Salesforce poll is due (which backs off while polls find nothing)."""
     pacer = ctx.gateway.pacer
     busy = report is None or not report.idle or waiting_downstream(ctx)
     wait = pacer.next_wait(ctx.gateway.clock(), busy=busy)
+    if ctx.events is not None:
+        # Polls are far apart while change events flow (daemon.events), but plans still
+        # wake on their own (pauses, scheduled steps, retries, SLA thresholds).
+        wait = min(wait, pacer.policy.max_idle, max(pacer.policy.interval, _until_wake(ctx)))
     if pacer.blocked_until is not None:
         log.warning(
             "Salesforce calls held: the org's API allowance is spent; next probe in %.0f s",

@@ -97,9 +97,10 @@ def poll_orders(ctx: Context) -> tuple[int, int]:
     return report.seen, report.planned
 
 
-def poll(ctx: Context) -> PollReport:
+def poll(ctx: Context, since: datetime | None = None) -> PollReport:
     """One poll of every object, whatever the cadence; deep when one is due (see
-    :func:`deep_due`)."""
+    :func:`deep_due`); reaching back to ``since`` at least (a change event stream's gap,
+    daemon.events)."""
     now = ctx.clock()
     deep = deep_due(ctx, now)
     reach = ctx.overlap * 1.5 if deep else min(ctx.overlap, SKEW)
@@ -110,6 +111,11 @@ def poll(ctx: Context) -> PollReport:
         obj: next_window(marks[obj], now, overlap=reach, settle=ctx.settle)
         for obj in fields.objects
     }
+    if since is not None:
+        windows = {
+            obj: replace(w, after=min(w.after, since.replace(microsecond=0)))
+            for obj, w in windows.items()
+        }
     queries = [(fields.window_query(obj, windows[obj]), True) for obj in fields.objects]
     answers = dict(zip(fields.objects, ctx.gateway.query_many(queries), strict=True))
     report = PollReport()
@@ -137,6 +143,46 @@ def poll(ctx: Context) -> PollReport:
     if deep:
         ctx.deep_polled_at = now
     return report
+
+
+def poll_ids(ctx: Context, order_ids: set[str], invoice_ids: set[str]) -> PollReport:
+    """Read these Orders (with their lines, deleted ones too) and Invoices (with theirs) by
+    id and take them in as a poll does: the records change events name (daemon.events).
+    No watermark moves: an order that waits for its lines is read by the next poll."""
+    now = ctx.clock()
+    fields = polled_fields(ctx)
+    report = PollReport()
+    queries = [(q, True) for q in fields.orders_by_id(order_ids, deleted=True)]
+    if fields.invoices:
+        queries += [(q, True) for q in fields.invoices_by_id(invoice_ids)]
+    for answer in ctx.gateway.query_many(queries) if queries else ():
+        for page in answer:
+            invoices = [r for r in page if "InvoiceLines" in r]
+            orders = [r for r in page if "InvoiceLines" not in r]
+            waiting = lines_read(ctx, orders, report)
+            waiting |= set(complete_children(ctx.gateway, invoices, "InvoiceLines"))
+            with ctx.sessions.begin() as session:
+                for record in page:
+                    if str(record["Id"]) in waiting:
+                        continue
+                    if "InvoiceLines" in record:
+                        _remember_invoice(session, record, now, report)
+                    else:
+                        _ingest_order(ctx, session, record, now, report)
+    return report
+
+
+def _remember_invoice(
+    session: Session, record: dict[str, Any], now: datetime, report: PollReport
+) -> None:
+    """An Invoice and its lines stored as the window poll stores them (daemon.invoices
+    plans it from there)."""
+    invoice = dict(record)
+    children = invoice.pop("InvoiceLines", None)
+    report.seen += 1
+    report.changed += _remember(session, INVOICE, invoice, now)
+    for line in children.get("records", []) if isinstance(children, dict) else []:
+        report.changed += _remember(session, INVOICE_LINE, line, now)
 
 
 def deep_due(ctx: Context, now: datetime) -> bool:

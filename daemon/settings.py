@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     sf_reserve_poll_interval: float = Field(default=900.0, gt=0)
     # Spent daily allowance (REQUEST_LIMIT_EXCEEDED TotalRequests): seconds between probes
     sf_limit_probe_interval: float = Field(default=300.0, gt=0)
+    # Change Data Capture over the Pub/Sub API (daemon/events.py): auto (when the org answers
+    # and the topics exist), cdc (required) or off; the endpoint; the safety poll's period
+    sf_events: Literal["auto", "cdc", "off"] = "auto"
+    sf_pubsub_endpoint: str = Field(
+        default="api.pubsub.salesforce.com:7443", pattern=r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$"
+    )
+    sf_safety_poll_interval: float = Field(default=600.0, gt=0)
 
     # Store
     database_url: str = "sqlite:///orderflow.db"

@@ -9,7 +9,7 @@ point of no return, an order deleted in flight) and the steps' own messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.flags import flag_text
@@ -23,6 +23,9 @@ from salesforce.fields import ORDER, ORDER_ITEM, StatusFields
 from salesforce.poller import soql_datetime
 
 MESSAGE_LENGTH = 255
+#: A Late order's message says how late by the hour ("late", "2 h late"): counted by the
+#: minute, every Late Order would be written again each minute it stays late.
+LATE_BY = timedelta(hours=1)
 _DEFAULT = StatusFields()
 
 
@@ -94,7 +97,7 @@ def order_message(plan: Plan, live: Sequence[Task], now: datetime) -> str | None
     fatal = _first(live, StepState.FATALLY_FAILED)
     if fatal is not None:
         return f"{fatal.title} failed: {fatal.message}"[:MESSAGE_LENGTH]
-    at_risk = describe_worst(live, now)
+    at_risk = describe_worst(live, now, LATE_BY)
     if at_risk:
         return at_risk
     failing = _first(live, StepState.FAILED)

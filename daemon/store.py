@@ -31,8 +31,12 @@ _TASKS = cast(Table, Task.__table__)
 _EVENTS = cast(Table, TaskEvent.__table__)
 
 
-def content_hash(record: dict[str, Any], ignore: Sequence[str] = ("SystemModstamp",)) -> str:
-    """A stable hash of the fields that matter: Orderflow's own writes do not change it."""
+def content_hash(
+    record: dict[str, Any], ignore: Sequence[str] = ("SystemModstamp", "Account")
+) -> str:
+    """A stable hash of the fields that matter: Orderflow's own writes do not change it, nor
+    does the Account's name read with an Order (display only; polled from this version on,
+    so an order stored before is not seen as changed)."""
     cleaned = _strip(record, set(ignore))
     return hashlib.sha256(json.dumps(cleaned, sort_keys=True, default=str).encode()).hexdigest()
 

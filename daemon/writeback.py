@@ -10,15 +10,11 @@ of its steps); per step, a ``Fulfillment_Task__c`` record upserted by its extern
 Everything is derived from plan and task state (status, jeopardy, flags set by others, such
 as amendments' Superseded and point-of-no-return flags), so whatever they set flows through.
 What was last written is kept per record (:class:`daemon.models.SfWriteback`, tasks by their
-key), so a wave sends only what changed: sObject Collections of 200, ``allOrNone`` false,
-five to a Composite call, an order's lines and tasks in the same request where they fit.
-Every record's result is read:
-
-- success: remembered as written;
-- transient (UNABLE_TO_LOCK_ROW, ...): tried again on a later cycle, backing off;
-- permanent (validation rule, deleted record, missing field): recorded with the values it
-  refused and shown in ``orderflow status``; those values are never sent again (a new
-  value is).
+key), so a pass sends only what changed, however many times it changed since the last:
+sObject Collections of 200, ``allOrNone`` false, five to a Composite call, an Order with its
+lines (and Invoices, daemon.invoices) in one update request, its tasks upserted beside.
+Every record's result is read and remembered (:mod:`daemon.sf_results`): written, retried
+later when transient, or refused for good and shown in ``orderflow status``.
 """
 
 from __future__ import annotations
@@ -34,13 +30,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
 from daemon.context import Context
+from daemon.invoices import INVOICE, transfers_to_write
+from daemon.invoices import desired_fields as invoice_fields
 from daemon.jeopardy import SlaCache, refresh_plan
 from daemon.models import Plan, SfWriteback
+from daemon.sf_results import Change, record_results
 from daemon.sf_state import save_budget
 from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
-from salesforce.batches import CollectionRequest, collection_requests
-from salesforce.fields import ORDER, ORDER_ITEM, WRITTEN_FIELDS, StatusFields
+from salesforce.batches import TYPE, CollectionRequest, collection_requests
+from salesforce.fields import ORDER, WRITTEN_FIELDS, StatusFields
 from salesforce.gateway import WriteResult
 from salesforce.poller import soql_datetime
 
@@ -57,19 +56,10 @@ FIELDS_WRITTEN = {
     _DEFAULT.task_object: (*WRITTEN_FIELDS[_DEFAULT.task_object], _DEFAULT.task_order),
 }
 BATCH = 5000
-MAX_BACKOFF = 300.0
-#: Salesforce's answer when a field may not be written on update (the task's Order lookup).
-NOT_UPDATEABLE = "INVALID_FIELD_FOR_INSERT_UPDATE"
 _PARENT = "__parent"
-
-
-@dataclass(frozen=True)
-class Change:
-    sobject: str
-    #: The record's Id; for upserted records (tasks), its external id.
-    sf_id: str
-    parent_id: str | None
-    fields: dict[str, Any]
+#: How long after a cycle's pass sent something the jeopardy sweep leaves its writes to the
+#: next cycle's pass (cycles that write come sooner than that; idle, the sweep writes).
+CYCLE_CARRIES = timedelta(minutes=1)
 
 
 @dataclass
@@ -80,26 +70,36 @@ class Wave:
 
 
 def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
-    """Write what differs between the store and Salesforce. Returns the records written.
+    """Write what differs between the store and Salesforce: the Orders, their lines and
+    tasks and the Invoices' transfers, in one batch. Returns the records written.
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
-    late it is: it is written when that changes (at most once a minute)."""
+    late it is: it is written when that changes (by the hour, sf_view.LATE_BY). While the
+    cycles write back (one sent within :data:`CYCLE_CARRIES`), the sweep sends nothing: the
+    next cycle's pass carries what it changed and its Late look, so each record is written
+    once a cycle however many times it changed."""
     if ctx.mode == "shadow":
         return 0  # a parallel run writes nothing to Salesforce (daemon.shadow)
     now = ctx.clock()
+    by_sweep = late
+    if by_sweep and ctx.cycle_wrote_at is not None and now - ctx.cycle_wrote_at < CYCLE_CARRIES:
+        ctx.late_due = True
+        return 0
+    late = late or ctx.late_due  # a cycle's pass carries the Late look a sweep left to it
     names = ctx.status_fields
     # Several instances change plans in passes of their own, concurrently: the leader
     # reads every candidate there (a pass may commit long after the time it stamps).
-    last_look = None if ctx.membership.shared else ctx.written_seen
-    since = store.changed_since(last_look, ctx.overlap)
+    shared = ctx.membership.shared
+    since = store.changed_since(None if shared else ctx.written_seen, ctx.overlap)
+    invoices_since = store.changed_since(None if shared else ctx.invoices_written, ctx.overlap)
     with ctx.sessions.begin() as session:
         wave = pending_changes(session, now, batch, names, late=late, since=since)
+        transfers = transfers_to_write(session, now, invoices_since, batch)
+        wave.changes += _invoice_changes(session, transfers, now)
     # Every candidate fits in this wave: the next looks only at what changes from now on.
     complete = len(wave.examined) < batch
     if not wave.changes:
-        _mark_seen(ctx, wave.examined, now)
-        if complete:
-            ctx.written_seen = now
+        _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
         return 0
     requests = _requests(wave.changes, names, soql_datetime(now))
     try:
@@ -112,29 +112,54 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     results: dict[tuple[str, str], WriteResult] = {}
     for req, answer in zip(requests, answers, strict=True):
         for record, result in zip(req.records, answer, strict=False):
-            results[(req.sobject, str(record.get(req.ext_field or "Id") or ""))] = result
-    written = _record(ctx, wave.changes, results, now, names)
-    _mark_seen(ctx, wave.examined, now)
-    if complete:
-        ctx.written_seen = now
+            key = str(record.get(req.ext_field or "Id") or "")
+            results[(req.sobject_of(record), key)] = result
+    written = record_results(ctx, wave.changes, results, now, names)
+    _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
+    if not by_sweep:
+        ctx.cycle_wrote_at = now
     save_budget(ctx)
     return written
+
+
+def _looked(ctx: Context, wave: Wave, now: datetime, *, complete: bool, invoices: bool) -> None:
+    """The pass is over: its plans are seen, its Late look done, and where it looked at every
+    candidate the next looks only at what changes from ``now`` on."""
+    _mark_seen(ctx, wave.examined, now)
+    ctx.late_due = False
+    if complete:
+        ctx.written_seen = now
+    if invoices:
+        ctx.invoices_written = now
+
+
+def _invoice_changes(session: Session, plans: Sequence[Plan], now: datetime) -> list[Change]:
+    """What differs on the Invoices of these transfer plans, field by field."""
+    rows = _rows_sent(session, INVOICE, [p.order_id for p in plans])
+    changes = []
+    for plan in plans:
+        diff = _diff(rows.get(plan.order_id), invoice_fields(plan), now)
+        if diff:
+            changes.append(Change(INVOICE, plan.order_id, None, diff))
+    return changes
 
 
 def _requests(
     changes: Sequence[Change], names: StatusFields, stamp: str
 ) -> list[CollectionRequest]:
-    orders, lines, tasks = [], [], []
+    """An update stream of Orders with their lines and Invoices (a request may mix them, an
+    Order beside its lines), and the tasks, upserted by their key beside their Order's."""
+    updates, tasks = [], []
     for c in changes:
-        if c.sobject == ORDER:
-            orders.append({"Id": c.sf_id, **c.fields, names.order_updated: stamp})
-        elif c.sobject == ORDER_ITEM:
-            lines.append({"Id": c.sf_id, _PARENT: c.parent_id, **c.fields})
-        else:
+        if c.sobject == names.task_object:
             tasks.append({names.task_key: c.sf_id, _PARENT: c.parent_id, **c.fields})
+            continue
+        record = {"Id": c.sf_id, TYPE: c.sobject, _PARENT: c.parent_id or c.sf_id, **c.fields}
+        if c.sobject == ORDER:
+            record[names.order_updated] = stamp
+        updates.append(record)
     return [
-        *collection_requests(ORDER, orders),
-        *collection_requests(ORDER_ITEM, lines, parent=_PARENT),
+        *collection_requests(ORDER, updates, parent=_PARENT),
         *collection_requests(names.task_object, tasks, parent=_PARENT, ext_field=names.task_key),
     ]
 
@@ -253,6 +278,19 @@ def _sent(session: Session, order_ids: Sequence[str]) -> dict[tuple[str, str], S
     return found
 
 
+def _rows_sent(session: Session, sobject: str, ids: Sequence[str]) -> dict[str, Sent]:
+    """The writeback rows of these records of one object, by Id, 500 a query."""
+    wb = SfWriteback
+    found: dict[str, Sent] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = select(wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
+            wb.sobject == sobject, wb.sf_id.in_(ids[start : start + _CHUNK])
+        )
+        for sf_id, written, retry_at, failed in session.execute(query):
+            found[sf_id] = Sent(written, retry_at, failed)
+    return found
+
+
 def _diff(row: Sent | None, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     if row is None:
         return dict(fields)
@@ -269,96 +307,7 @@ def _diff(row: Sent | None, fields: dict[str, Any], now: datetime) -> dict[str, 
 _UNSET = object()
 
 
-def _record(
-    ctx: Context,
-    changes: list[Change],
-    results: dict[tuple[str, str], WriteResult],
-    now: datetime,
-    names: StatusFields,
-) -> int:
-    written = 0
-    with ctx.sessions.begin() as session, session.no_autoflush:
-        rows = _rows_of(session, changes)
-        plans = _plans_of(session, [c.sf_id for c in changes if c.sobject == ORDER])
-        for change in changes:
-            result = results.get((change.sobject, change.sf_id))
-            row = rows.get((change.sobject, change.sf_id))
-            if row is None:
-                row = SfWriteback(
-                    sobject=change.sobject,
-                    sf_id=change.sf_id,
-                    parent_id=change.parent_id,
-                    written={},
-                    attempts=0,
-                    updated_at=now,
-                )
-                session.add(row)
-            row.updated_at = now
-            if result is not None and result.success:
-                row.written = {**row.written, **change.fields}
-                row.error = row.error_code = row.failed_values = row.retry_at = None
-                row.attempts = 0
-                written += 1
-            elif result is None or result.transient:
-                row.attempts += 1
-                row.retry_at = now + _backoff(row.attempts)
-            elif _lookup_refused(change, result, names):
-                # The task exists already (its write was lost to us): its Order lookup is
-                # set and may not be sent again; the rest goes on the next cycle.
-                row.written = {**row.written, names.task_order: change.fields[names.task_order]}
-                row.attempts += 1
-                row.retry_at = now
-            else:
-                row.error_code = result.code
-                row.error = f"{result.code}: {result.message}"[:500]
-                row.failed_values, row.retry_at, row.attempts = change.fields, None, 0
-                log.warning(
-                    "writeback of %s %s refused: %s",
-                    change.sobject,
-                    change.sf_id,
-                    result.code,
-                    extra={"sobject": change.sobject, "sf_id": change.sf_id},
-                )
-            plan = plans.get(change.sf_id) if change.sobject == ORDER else None
-            if plan is not None:
-                plan.writeback_error = row.error
-                if row.error is None and names.order_status in row.written:
-                    plan.written_status = row.written[names.order_status]
-    return written
-
-
 _CHUNK = 500  # ids per IN (...) list
-
-
-def _rows_of(session: Session, changes: Sequence[Change]) -> dict[tuple[str, str], SfWriteback]:
-    """The rows of the changed records, a query per object and 500 ids (not one per record)."""
-    ids: dict[str, list[str]] = {}
-    for change in changes:
-        ids.setdefault(change.sobject, []).append(change.sf_id)
-    found: dict[tuple[str, str], SfWriteback] = {}
-    for sobject, keys in ids.items():
-        for start in range(0, len(keys), _CHUNK):
-            query = select(SfWriteback).where(
-                SfWriteback.sobject == sobject, SfWriteback.sf_id.in_(keys[start : start + _CHUNK])
-            )
-            found.update(((r.sobject, r.sf_id), r) for r in session.scalars(query))
-    return found
-
-
-def _plans_of(session: Session, order_ids: Sequence[str]) -> dict[str, Plan]:
-    found: dict[str, Plan] = {}
-    for start in range(0, len(order_ids), _CHUNK):
-        query = select(Plan).where(Plan.order_id.in_(order_ids[start : start + _CHUNK]))
-        found.update((p.order_id, p) for p in session.scalars(query))
-    return found
-
-
-def _lookup_refused(change: Change, result: WriteResult, names: StatusFields) -> bool:
-    return (
-        change.sobject == names.task_object
-        and result.code == NOT_UPDATEABLE
-        and names.task_order in change.fields
-    )
 
 
 def _mark_seen(ctx: Context, examined: dict[str, int], now: datetime) -> None:
@@ -379,10 +328,3 @@ def _mark_seen(ctx: Context, examined: dict[str, int], now: datetime) -> None:
         session.connection().execute(
             seen, [{"order_id": order_id, "seq": seq} for order_id, seq in examined.items()]
         )
-
-
-def _backoff(attempts: int) -> timedelta:
-    """The first retry on the next cycle, then 5 s, 10 s, ... up to five minutes."""
-    if attempts <= 1:
-        return timedelta(0)
-    return timedelta(seconds=min(MAX_BACKOFF, 5.0 * 2 ** (attempts - 2)))

@@ -149,6 +149,9 @@ CHANGES = {
     "sales-order-changes": "sales-orders",
 }
 IDENTITY = ("order_item_id", "order_number", "invoice_id")
+#: Where a payload (or its line) says how many, and of what: the contracts' names.
+QUANTITY = ("quantity", "seats")
+PRODUCT = ("product", "product_code", "license_sku")
 
 
 def in_force(effects: list[Effect]) -> list[dict[str, Any]]:
@@ -214,13 +217,15 @@ def find_sku(payload: Any, skus: frozenset[str]) -> str | None:
 def document_of(held: dict[str, Any]) -> dict[str, Any]:
     """What a system holds in force (one entry of :func:`in_force`) as it lists it: the
     document's number is the reference it answered with; amounts and quantities are read
-    from the payload as the default rules' contracts name them."""
+    from the payload as the default rules' contracts name them (an activation counts its
+    ``seats`` of a ``license_sku``)."""
     lines = held.get("lines") if isinstance(held.get("lines"), list) else None
     quantities: dict[str, float] = {}
     for line in lines if lines is not None else [held]:
-        if "quantity" in line:
-            product = str(line.get("product") or line.get("product_code") or line.get("line_id"))
-            quantities[product] = quantities.get(product, 0.0) + float(line["quantity"])
+        counted = next((k for k in QUANTITY if k in line), None)
+        if counted is not None:
+            product = str(next((line[k] for k in PRODUCT if line.get(k)), line.get("line_id")))
+            quantities[product] = quantities.get(product, 0.0) + float(line[counted])
     amount = held.get("total_amount")
     if amount is None and lines is not None and all("unit_price" in li for li in lines):
         amount = sum(float(li["quantity"]) * float(li["unit_price"]) for li in lines)

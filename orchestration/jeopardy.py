@@ -121,13 +121,21 @@ def worst(levels: Iterable[Jeopardy | str | None]) -> Jeopardy | None:
     return max(found, key=lambda level: level.rank) if found else None
 
 
-def sentence(title: str, level: Jeopardy, due: datetime, now: datetime) -> str:
+def sentence(
+    title: str,
+    level: Jeopardy,
+    due: datetime,
+    now: datetime,
+    *,
+    least: timedelta = timedelta(minutes=1),
+) -> str:
     """What the Order says of its worst step, e.g. "Provisioning: activate 25 seats is 2 h
-    late (due 14:00 UTC)" (at most 255 characters)."""
+    late (due 14:00 UTC)" (at most 255 characters). Lateness under ``least`` is just
+    "late": Salesforce's message counts by the hour, so it is not rewritten each minute."""
     when = _clock(due, now)
     if level is Jeopardy.LATE:
         late = now - due
-        amount = f"{_amount(late)} late" if late >= timedelta(minutes=1) else "late"
+        amount = f"{_amount(late)} late" if late >= max(least, timedelta(minutes=1)) else "late"
         text = f"{title} is {amount} (due {when})"
     elif level is Jeopardy.AT_RISK:
         text = f"{title} is at risk (due {when})"
@@ -137,7 +145,7 @@ def sentence(title: str, level: Jeopardy, due: datetime, now: datetime) -> str:
 
 
 def _amount(delta: timedelta) -> str:
-    """Coarse on purpose: the sentence changes (and is written) at most once a minute."""
+    """Coarse on purpose: the sentence changes at most once a minute (an hour in Salesforce)."""
     minutes = int(delta.total_seconds() // 60)
     if minutes < 60:
         return f"{minutes} min"

@@ -43,6 +43,8 @@ AuthMode = Literal["auto", "jwt", "client_credentials", "password", "session"]
 class Session(NamedTuple):
     access_token: str
     instance_url: str
+    #: The OAuth answer's ``id``: ``{login}/id/{org id}/{user id}`` ('' when not given).
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,11 @@ def token_request(
         reason = body.get("error_description") or body.get("error") or response.reason
         raise FatalError(f"Salesforce login refused by {url} ({form['grant_type']}): {reason}")
     log.info("logged in to Salesforce at %s (%s)", body.get("instance_url"), form["grant_type"])
-    return Session(access_token=body["access_token"], instance_url=body["instance_url"])
+    return Session(
+        access_token=body["access_token"],
+        instance_url=body["instance_url"],
+        identity=str(body.get("id") or ""),
+    )
 
 
 def soap_domain(login_url: str) -> str:

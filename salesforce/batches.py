@@ -6,6 +6,9 @@
 - Records that share a parent (the OrderItems of one Order) go in the same collections
   request where they fit: Salesforce locks the parent while a child is saved, and two
   requests holding children of one parent wait on each other (UNABLE_TO_LOCK_ROW).
+- An update request may mix objects (each record names its type, :data:`TYPE`): an Order,
+  its lines and an Invoice share one. Salesforce saves each run of one type as a chunk, at
+  most 10 chunks a request, so a mixed request is sorted by type: a chunk per object.
 - A URI (plus headers) holds at most 16,384 bytes: long ``IN (...)`` lists are cut.
 """
 
@@ -18,6 +21,10 @@ from urllib.parse import quote
 
 COLLECTION_LIMIT = 200
 COMPOSITE_HEAVY_LIMIT = 5
+#: Most runs of one object type ("chunks") Salesforce saves in one collections request.
+CHUNK_LIMIT = 10
+#: A record's own object in a mixed update request (not sent as a field).
+TYPE = "__type"
 URI_BUDGET = 12_000  # bytes of query string, leaving room for the path and headers
 T = TypeVar("T")
 
@@ -34,13 +41,17 @@ class CollectionRequest(NamedTuple):
             return f"composite/sobjects/{self.sobject}/{self.ext_field}"
         return "composite/sobjects"
 
+    def sobject_of(self, record: dict[str, Any]) -> str:
+        """The object of one of the request's records."""
+        return str(record.get(TYPE) or self.sobject)
+
     def body(self) -> dict[str, Any]:
         return {
             "allOrNone": False,
             "records": [
                 {
-                    "attributes": {"type": self.sobject},
-                    **{k: v for k, v in r.items() if k != "Id"},
+                    "attributes": {"type": self.sobject_of(r)},
+                    **{k: v for k, v in r.items() if k not in ("Id", TYPE)},
                     **({"id": r["Id"]} if "Id" in r else {}),
                 }
                 for r in self.records
@@ -84,12 +95,18 @@ def collection_requests(
         rows = [{k: v for k, v in r.items()} for r in records]
         chunks = grouped_chunks(rows, key)
         return [
-            CollectionRequest(sobject, [_without(r, parent) for r in c], ext_field) for c in chunks
+            CollectionRequest(sobject, [_without(r, parent) for r in _by_type(c)], ext_field)
+            for c in chunks
         ]
     return [
         CollectionRequest(sobject, list(records[i : i + COLLECTION_LIMIT]), ext_field)
         for i in range(0, len(records), COLLECTION_LIMIT)
     ]
+
+
+def _by_type(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A mixed request's records, a run per object (stable: a parent's order is kept)."""
+    return sorted(records, key=lambda r: str(r.get(TYPE) or ""))
 
 
 def _without(record: dict[str, Any], name: str) -> dict[str, Any]:

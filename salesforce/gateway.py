@@ -92,6 +92,8 @@ class SalesforceGateway:
         self.sf = sf
         self.watch: Watch = instrument(sf.session, timeout)
         self.renewals = 0
+        #: The login's identity URL (``.../id/{org id}/{user id}``), when the login gave one.
+        self.identity = ""
         #: Calls sent (each attempt counts: it costs one from the org's allowance).
         self.calls = 0
 
@@ -171,6 +173,10 @@ class SalesforceGateway:
         self.sf = self.relogin()
         self.watch = instrument(self.sf.session, self.timeout)
         self.renewals += 1
+
+    def renew_session(self) -> None:
+        """Log in again because another API (Pub/Sub) refused the session."""
+        self._renew(SessionExpired("Salesforce Pub/Sub API: session refused"))
 
     @property
     def base_path(self) -> str:

@@ -63,6 +63,9 @@ INVOICE_LINE_FIELDS = (
     "ChargeAmount",
     "ReferenceEntityItemId",
 )
+#: The Order's Account name through its relationship: for people to read, never a change
+#: to the order (daemon.store leaves it out of the content hash).
+ACCOUNT_NAME = "Account.Name"
 #: Fields every poll needs whatever the settings say: the key, the cursor, deletions.
 SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -149,6 +152,9 @@ class PollFields:
     #: Whether Invoice and InvoiceLine are read (ORDERFLOW_SF_INVOICES; not every org has
     #: Revenue Cloud Billing's Invoice objects).
     invoices: bool = True
+    #: Whether the Order's Account.Name is read (shown to operators; only when the user
+    #: can read Account: without it the relationship is an INVALID_FIELD).
+    account_names: bool = False
 
     @property
     def objects(self) -> tuple[str, ...]:
@@ -160,8 +166,9 @@ class PollFields:
 
     def _order_select(self) -> str:
         lines = _select(("Id",), self.line, (f"Product2.{f}" for f in self.product))
+        account = (ACCOUNT_NAME,) if self.account_names else ()
         return (
-            f"SELECT {_select(SYSTEM_FIELDS, self.order)}, "
+            f"SELECT {_select(SYSTEM_FIELDS, self.order, account)}, "
             f"(SELECT {lines} FROM OrderItems WHERE IsDeleted = false ORDER BY Id) FROM Order"
         )
 
@@ -203,14 +210,40 @@ class PollFields:
             )
         raise ValueError(f"no range query for {sobject}")
 
-    def orders_by_id(self, order_ids: Iterable[str]) -> list[str]:
-        """Queries re-reading these orders with their lines, cut to fit a URI."""
+    def orders_by_id(self, order_ids: Iterable[str], *, deleted: bool = False) -> list[str]:
+        """Queries re-reading these orders with their lines, cut to fit a URI; with
+        ``deleted`` (for queryAll) deleted ones too, whatever their status."""
+        statuses = f"(IsDeleted = true OR {self._status_filter()})" if deleted else None
 
         def render(chunk: list[str]) -> str:
             ids = ", ".join(soql_string(i) for i in chunk)
-            return f"{self._order_select()} WHERE Id IN ({ids}) AND {self._status_filter()}"
+            where = statuses or self._status_filter()
+            return f"{self._order_select()} WHERE Id IN ({ids}) AND {where}"
 
         return in_chunks(sorted(set(order_ids)), render)
+
+    def invoices_by_id(self, invoice_ids: Iterable[str]) -> list[str]:
+        """queryAll SOQL reading these Invoices with their lines (as a resync reads them)."""
+        lines = _select(SYSTEM_FIELDS, ("InvoiceId", *self.invoice_line))
+
+        def render(chunk: list[str]) -> str:
+            ids = ", ".join(soql_string(i) for i in chunk)
+            return (
+                f"SELECT {_select(SYSTEM_FIELDS, self.invoice)}, "
+                f"(SELECT {lines} FROM InvoiceLines WHERE IsDeleted = false ORDER BY Id) "
+                f"FROM Invoice WHERE Id IN ({ids})"
+            )
+
+        return in_chunks(sorted(set(invoice_ids)), render)
+
+    def order_of_lines(self, line_ids: Iterable[str]) -> list[str]:
+        """queryAll SOQL reading the OrderId of these OrderItems."""
+
+        def render(chunk: list[str]) -> str:
+            ids = ", ".join(soql_string(i) for i in chunk)
+            return f"SELECT Id, OrderId FROM OrderItem WHERE Id IN ({ids})"
+
+        return in_chunks(sorted(set(line_ids)), render)
 
 
 def order_query(

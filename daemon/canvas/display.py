@@ -64,6 +64,24 @@ def clip(text: str | None, length: int) -> str:
     return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
+def wrap(text: str | None, length: int, count: int = 2) -> list[str]:
+    """At most ``count`` lines of at most ``length`` characters, cut between words where
+    it can; the last line clipped (SVG text does not wrap by itself)."""
+    words = (text or "").split()
+    lines: list[str] = []
+    while words and len(lines) < count - 1:
+        line = words.pop(0)
+        while words and len(line) + 1 + len(words[0]) <= length:
+            line += " " + words.pop(0)
+        if len(line) > length:  # one long word: cut it, the rest on the next line
+            words.insert(0, line[length:])
+            line = line[:length]
+        lines.append(line)
+    if words:
+        lines.append(clip(" ".join(words), length))
+    return lines
+
+
 DASH = "\u2013"  # an en dash: "no figure"
 
 
@@ -84,6 +102,7 @@ FILTERS = {
     "slug": slug,
     "pretty": pretty,
     "clip": clip,
+    "wrap": wrap,
     "percent": percent,
     "thousands": thousands,
 }

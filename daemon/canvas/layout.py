@@ -1,9 +1,11 @@
 """The plan graph's layout, done in Python and drawn as SVG by the template (no JS library).
 
-Columns are dependency depth (the longest path from a root, so every arrow points right);
-rows are swimlanes, one per downstream system plus ``internal`` for steps Orderflow runs
-itself (auto, manual, milestone, pause, scheduled, fallout). Steps of one lane in one column
-stack inside the lane. Pure: steps in, coordinates out.
+Rows are the order's commercial lines (the order as a whole first, then each line by its
+number), so a line's steps read left to right on one band; columns are dependency depth
+(the longest path from a root, so every arrow points right). A row is as tall as its
+tallest cell (most lines hold one step per depth) and a row without steps is not drawn.
+Each step keeps its system (``lane``: a downstream system, or ``internal`` for the steps
+Orderflow runs itself), which the box names. Pure: steps in, coordinates out.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 INTERNAL = "internal"
-NODE_W, NODE_H = 224, 66
-COL_GAP, ROW_GAP = 54, 12
-LANE_LABEL_W, LANE_PAD = 104, 14
+ORDER_ROW = "order"  # the row of the steps made for the order as a whole
+NODE_W, NODE_H = 156, 68
+COL_GAP, ROW_GAP = 30, 8
+ROW_LABEL_W, ROW_PAD = 92, 7
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,8 @@ class StepIn:
     """What the layout needs of a step."""
 
     step_id: str
-    lane: str
+    lane: str  # its system, or ``internal``
+    row: str  # its commercial line's id, or ORDER_ROW
     depends_on: tuple[str, ...]
     order: int  # a stable tie-break (the task id)
 
@@ -31,6 +35,7 @@ class StepIn:
 class Box:
     step_id: str
     lane: str
+    row: str
     depth: int
     x: int
     y: int
@@ -44,8 +49,12 @@ class Edge:
 
 
 @dataclass(frozen=True)
-class Lane:
-    name: str
+class Row:
+    """A band of the graph: one commercial line's steps (or the order's)."""
+
+    key: str
+    label: str  # short, drawn at the left: "#2", "order"
+    title: str  # longer, drawn under it and in full on hover: the product
     y: int
     height: int
 
@@ -54,9 +63,11 @@ class Lane:
 class Graph:
     boxes: dict[str, Box]
     edges: list[Edge]
-    lanes: list[Lane]
+    rows: list[Row]
     width: int
     height: int
+    node_w: int = NODE_W
+    node_h: int = NODE_H
 
 
 def lane_of(kind: str, system: str | None) -> str:
@@ -81,48 +92,46 @@ def depths(deps: Mapping[str, Sequence[str]]) -> dict[str, int]:
     return out
 
 
-def layout(steps: Sequence[StepIn]) -> Graph:
-    """Place every step: x by depth, y by lane, stacked within a lane's column."""
+def layout(steps: Sequence[StepIn], rows: Mapping[str, tuple[str, str]]) -> Graph:
+    """Place every step: x by depth, y by row, stacked when a row has two at one depth.
+
+    ``rows``: each row's (label, title) in the order to draw them; a step whose row is not
+    named gets a row of its own after them, labelled with its key."""
     deps = {s.step_id: s.depends_on for s in steps}
     depth = depths(deps)
-    # Lanes in the order work reaches them (the earliest column a lane is used in).
-    first: dict[str, tuple[int, int]] = {}
-    for s in steps:
-        key = (depth[s.step_id], s.order)
-        first[s.lane] = min(first.get(s.lane, key), key)
-    names = sorted(first, key=lambda name: first[name])
-    cells: dict[tuple[str, int], list[StepIn]] = {}
+    cells: dict[str, dict[int, list[StepIn]]] = {}
     for s in sorted(steps, key=lambda s: s.order):
-        cells.setdefault((s.lane, depth[s.step_id]), []).append(s)
-    lanes: list[Lane] = []
+        cells.setdefault(s.row, {}).setdefault(depth[s.step_id], []).append(s)
+    keys = [k for k in rows if k in cells] + sorted(k for k in cells if k not in rows)
+    drawn: list[Row] = []
     boxes: dict[str, Box] = {}
     y = 0
-    for name in names:
-        rows = max(len(v) for (lane, _), v in cells.items() if lane == name)
-        height = 2 * LANE_PAD + rows * NODE_H + (rows - 1) * ROW_GAP
-        lanes.append(Lane(name, y, height))
-        for (lane, col), members in cells.items():
-            if lane != name:
-                continue
+    for key in keys:
+        stack = max(len(members) for members in cells[key].values())
+        height = 2 * ROW_PAD + stack * NODE_H + (stack - 1) * ROW_GAP
+        label, title = rows.get(key, (key, ""))
+        drawn.append(Row(key, label, title, y, height))
+        for col, members in cells[key].items():
             for i, s in enumerate(members):
-                x = LANE_LABEL_W + COL_GAP // 2 + col * (NODE_W + COL_GAP)
-                top = y + LANE_PAD + i * (NODE_H + ROW_GAP)
-                boxes[s.step_id] = Box(s.step_id, name, col, x, top)
+                x = ROW_LABEL_W + COL_GAP // 2 + col * (NODE_W + COL_GAP)
+                top = y + ROW_PAD + i * (NODE_H + ROW_GAP)
+                boxes[s.step_id] = Box(s.step_id, s.lane, key, col, x, top)
         y += height
     columns = 1 + max(depth.values(), default=-1)
-    width = LANE_LABEL_W + COL_GAP // 2 + columns * (NODE_W + COL_GAP)
+    width = ROW_LABEL_W + columns * (NODE_W + COL_GAP)
     edges = [
         Edge(d, s.step_id, _curve(boxes[d], boxes[s.step_id]))
         for s in steps
         for d in s.depends_on
         if d in boxes
     ]
-    return Graph(boxes, edges, lanes, width, y)
+    return Graph(boxes, edges, drawn, width, y)
 
 
 def _curve(a: Box, b: Box) -> str:
-    """From the right edge of ``a`` to the left edge of ``b``, a horizontal S-curve."""
+    """From the right edge of ``a`` to the left edge of ``b``, a horizontal S-curve (it
+    stays within the two boxes' span, so inside the frame)."""
     x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
     x2, y2 = b.x, b.y + NODE_H // 2
-    bend = max(24, (x2 - x1) // 2)
+    bend = max(12, (x2 - x1) // 2)
     return f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 6},{y2}"

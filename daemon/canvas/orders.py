@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from daemon.accounts import account_names
 from daemon.crosswalk import find
 from daemon.flags import flag_text, maybe_flagged
 from daemon.jeopardy import worst_step
@@ -168,6 +169,7 @@ class OrderRow:
     updated_at: datetime
     age_seconds: int
     attention: str = ""
+    account_name: str | None = None  # as Salesforce gave it (daemon.accounts)
 
 
 @dataclass
@@ -205,6 +207,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
         .offset((page - 1) * PAGE_SIZE)
     ).all()
     reasons = attention(session, [p.id for p in plans], now)
+    names = account_names(session, [p.order_id for p in plans])
     rows = [
         OrderRow(
             id=p.id,
@@ -219,6 +222,7 @@ def orders_page(session: Session, tab: str, query: str, page: int, now: datetime
             updated_at=p.updated_at,
             age_seconds=max(0, int((now - p.created_at).total_seconds())),
             attention=flag_text(p) or reasons.get(p.id, "") or (p.writeback_error or ""),
+            account_name=names.get(p.order_id),
         )
         for p in plans
     ]

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.canvas.layout import Graph, StepIn, lane_of, layout
+from daemon.accounts import account_names
+from daemon.canvas.layout import ORDER_ROW, Graph, StepIn, lane_of, layout
 from daemon.canvas.orders import AT_RISK, LATE, UNSETTLED, jeopardy_of
 from daemon.models import Plan, SourceRecord, Task, TaskEvent
 from orchestration.records import Order
@@ -94,6 +95,7 @@ class PlanView:
     order_id: str
     order_number: str
     account_id: str | None
+    account_name: str | None  # as Salesforce gave it (daemon.accounts)
     kind: str
     status: str
     state: str
@@ -168,12 +170,20 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
     live = [t for t in plan.tasks if t.revision == plan.revision]
     settled_plan = plan.status not in UNSETTLED
     steps = [step_of(t, settled_plan or t.state in _FINISHED) for t in live]
-    graph = layout([StepIn(s.step_id, s.lane, tuple(s.depends_on), s.id) for s in steps])
+    lines = decomposition(session, plan, steps)
+    graph = layout(
+        [
+            StepIn(s.step_id, s.lane, s.line_id or ORDER_ROW, tuple(s.depends_on), s.id)
+            for s in steps
+        ],
+        {line.line_id or ORDER_ROW: row_label(line) for line in lines},
+    )
     return PlanView(
         id=plan.id,
         order_id=plan.order_id,
         order_number=plan.order_number,
         account_id=plan.account_id,
+        account_name=account_names(session, [plan.order_id]).get(plan.order_id),
         kind=plan.kind,
         status=plan.status,
         state=plan.state,
@@ -189,10 +199,19 @@ def plan_view(session: Session, plan_id: int, now: datetime) -> PlanView | None:
         age_seconds=max(0, int((now - plan.created_at).total_seconds())),
         steps=steps,
         graph=graph,
-        lines=decomposition(session, plan, steps),
+        lines=lines,
         earlier_steps=len(plan.tasks) - len(live),
         attention=first_attention(steps, graph),
     )
+
+
+def row_label(line: Line) -> tuple[str, str]:
+    """A line's row on the graph: its number and quantity ("#2", times 5), its product code."""
+    if line.line_id is None:
+        return "Order", "as a whole"
+    number = f"#{line.number}" if line.number else "Line"
+    label = f"{number} \u00d7 {line.quantity}" if line.quantity else number
+    return label, line.product.split(" · ")[0]
 
 
 def decomposition(session: Session, plan: Plan, steps: list[Step]) -> list[Line]:

@@ -32,7 +32,8 @@ failed is skipped. Each field with a problem is a FAIL line of its own.
   checks   [{name, status ("pass", "fail" or "skip"), detail}]
 check names: settings, rules, database, cutover,
   salesforce.login, salesforce.api_budget,
-  salesforce.invoices, salesforce.describe.<Object> (one per object, when all is well),
+  salesforce.invoices, salesforce.events (the Pub/Sub subscription: fails only with
+  ORDERFLOW_SF_EVENTS=cdc), salesforce.describe.<Object> (one per object, when all is well),
   salesforce.describe.<Object>.<Field> (one per problem), downstream.<system>
 
 Exit codes: 0 every check passed; 1 a check failed.

@@ -123,9 +123,18 @@ def salesforce_checks(settings: Any) -> list[Check]:
                 f"{state} (ORDERFLOW_SF_INVOICES={settings.sf_invoices})",
             )
         )
+    checks.append(_events(settings, gateway, invoices))
     for sobject, want in sorted(wanted(settings, invoices).items()):
         checks.extend(_object(sobject, want, call))
     return checks
+
+
+def _events(settings: Any, gateway: Any, invoices: bool) -> Check:
+    """The change event subscription (topics, schemas, auth) as ORDERFLOW_SF_EVENTS says."""
+    from daemon import subscription
+
+    ok, detail = subscription.check(gateway, settings, invoices)
+    return Check("salesforce.events", "pass" if ok else "fail", detail)
 
 
 def _object(sobject: str, want: Wanted, call: Callable[[str, str], Any]) -> list[Check]:

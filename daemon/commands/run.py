@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, notifier: Notifier) -> int:
-    from daemon import instances
+    from daemon import instances, subscription
     from daemon.app import context
     from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
@@ -69,6 +69,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
         ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
         with instances.running(ctx, stop) as wakeup:
+            subscription.open_stream(ctx, settings, notify=wakeup.event.set)  # events wake it
             run_forever(
                 ctx,
                 settings.poll_interval,
@@ -81,6 +82,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 pipeline=Pipeline(ctx, idle=settings.poll_interval),
             )
     finally:
+        subscription.close_stream(ctx)
         if ctx.webhook is not None:
             ctx.webhook.close()  # not waited for: a slow webhook does not hold up SIGTERM
         if listener is not None:

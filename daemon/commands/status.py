@@ -39,8 +39,14 @@ Order id): that order's plan as a tree, each step under the step it waits for.
                              ...} or null, writeback_refused, writeback_refused_recent,
                              writeback_retrying, flagged_orders}
   cutover                   {cutover, adopted_at, adopted_plans, history} (orderflow cutover)
+  events                    {mode, connected, last_event_at, events_taken,
+                             events_without_query, gaps_polled, topics: {topic: {connected,
+                             last_event_at, replay_id (hex), error, drops}}, updated_at} or
+                             null: the change event stream (ORDERFLOW_SF_EVENTS) as the
+                             daemon last saved it; null when it polls only
 one order:
-  order_id, order_number, status, state, progress, revision, rules_version,
+  order_id, order_number, account_id, account_name (null where Salesforce gave none),
+  status, state, progress, revision, rules_version,
   written_status, writeback_error, flag, flag_acknowledged, updated_at,
   steps: [{step_id, title, kind, system, action, state, depends_on, parent, depth,
            not_before, next_attempt_at, attempts, message, external_ref, updated_at}]
@@ -128,6 +134,9 @@ def in_flight(session: Session) -> dict[str, Any]:
     summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     summary["cutover"] = describe(session)
+    from daemon.subscription import saved_state
+
+    summary["events"] = saved_state(session)
     return summary
 
 
@@ -149,12 +158,15 @@ def find_plan(session: Session, ref: str) -> Plan:
 
 def order_plan(session: Session, ref: str) -> dict[str, Any]:
     """One order's plan, its live steps in tree order."""
+    from daemon.accounts import account_names
     from daemon.flags import acknowledgement, flag_text
 
     plan = find_plan(session, ref)
     return {
         "order_id": plan.order_id,
         "order_number": plan.order_number,
+        "account_id": plan.account_id,
+        "account_name": account_names(session, [plan.order_id]).get(plan.order_id),
         "status": plan.status,
         "state": plan.state,
         "progress": plan.progress,
@@ -259,6 +271,9 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     from daemon.commands.cutover import lines as cutover_lines
 
     lines.extend(cutover_lines(summary["cutover"])[:1])
+    from daemon.subscription import status_line
+
+    lines.append(status_line(summary["events"]))
     return lines
 
 
@@ -266,11 +281,18 @@ def _acknowledged(ack: dict[str, Any] | None) -> str:
     return f" (acknowledged by {ack['actor']}: {ack['reason']})" if ack else ""
 
 
+def _account(summary: dict[str, Any]) -> str:
+    """The Account's name with its id, or the id alone where Salesforce gave no name."""
+    name, account_id = summary["account_name"], summary["account_id"] or "none"
+    return f"{name} ({account_id})" if name else account_id
+
+
 def _plan_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"order {summary['order_number']} ({summary['order_id']}): {paint(summary['status'])}, "
         f"{summary['progress']}% done, plan revision {summary['revision']}, "
         f"rules {summary['rules_version']}",
+        f"account: {_account(summary)}",
         f"Salesforce shows: {summary['written_status'] or 'nothing yet'}"
         + (
             f" (writeback error: {summary['writeback_error']})"

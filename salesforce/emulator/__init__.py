@@ -9,7 +9,9 @@ Modules: ``server`` (HTTPS), ``gateway`` (auth, counting, faults), ``api`` / ``c
 / ``sobject_collections`` (REST resources), ``soql`` + ``soql_eval`` + ``query`` (SOQL),
 ``org`` (record rules), ``constraints`` (what a write must obey: picklists, lengths,
 lookups, ...), ``access`` (the API user's permission sets), ``metadata`` (salesforce/metadata
-loaded as the org's own), ``store`` (SQLite), ``schema``, ``ids``, ``seed``.
+loaded as the org's own), ``store`` (SQLite), ``schema``, ``ids``, ``seed``; Change Data
+Capture: ``events`` (change event schemas, the event bus, replay) and ``pubsub`` (the Pub/Sub
+API over gRPC: ``emu.pubsub_endpoint``).
 """
 
 from salesforce.emulator.emulator import Emulator

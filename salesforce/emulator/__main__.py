@@ -1,4 +1,4 @@
-"""``python -m salesforce.emulator --workdir DIR --port N [--seed-orders N]``."""
+"""``python -m salesforce.emulator --workdir DIR --port N [--seed-orders N] [--no-pubsub]``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-orders", type=int, default=0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--daily-limit", type=int, default=1_000_000)
+    parser.add_argument("--no-pubsub", action="store_true", help="serve no Pub/Sub API (CDC)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    emu = Emulator(args.workdir, port=args.port, daily_limit=args.daily_limit)
+    emu = Emulator(
+        args.workdir, port=args.port, daily_limit=args.daily_limit, pubsub=not args.no_pubsub
+    )
     if args.seed_orders and not emu.records("Order"):
         seed_demo_org(emu, orders=args.seed_orders, seed=args.seed)
     stop = threading.Event()
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     emu.start()
     info = {"url": emu.url, "ca_file": str(emu.ca_file), "token_url": emu.token_url}
+    if not args.no_pubsub:
+        info["pubsub_endpoint"] = emu.pubsub_endpoint
     print(json.dumps(info), flush=True)
     stop.wait()
     emu.stop()

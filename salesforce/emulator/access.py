@@ -29,6 +29,20 @@ ORG_GRANTS = Grants(
 )
 
 
+def undeployable(schema: Schema, grants: Grants) -> list[str]:
+    """The field grants a deploy refuses: a field without field-level security (required,
+    system or auto-number) in a permission set is "You cannot deploy to a required field";
+    its object's permissions are what grant it."""
+    refused = []
+    for name in sorted(grants.fields):
+        sobject, _, field_name = name.partition(".")
+        odef = schema.find(sobject)
+        fdef = odef.field(field_name) if odef is not None else None
+        if fdef is not None and not fdef.permissionable:
+            refused.append(f"You cannot deploy to a required field: {name}")
+    return refused
+
+
 class Access:
     """The API user's grants over a schema, and the schema as that user sees it."""
 

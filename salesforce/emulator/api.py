@@ -216,7 +216,7 @@ class RestApi:
             self.org.update(sobject, record_id, req.body, api=True)
             return Response(204)
         if req.method == "DELETE":
-            self.org.delete(sobject, record_id)
+            self.org.delete(sobject, record_id, api=True)
             return Response(204)
         raise not_found()
 

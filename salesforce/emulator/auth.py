@@ -16,6 +16,12 @@ from urllib.parse import parse_qs
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the emulator's documented demo login
 _ORG_ID = "00D5g000000OrgFAKE"
 _USER_ID = "0055g000000UserFAK"
+#: The org's Id (as the identity URL and the Pub/Sub ``tenantid`` give it).
+ORG_ID = _ORG_ID
+#: The integration user: every REST API write is theirs.
+API_USER_ID = _USER_ID
+#: An administrator working in the org's UI or loading data: the emulator's own writes.
+ADMIN_USER_ID = "0055g000000AdminUI"
 
 
 class OAuthError(Exception):

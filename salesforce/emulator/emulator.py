@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from salesforce.emulator import metadata
-from salesforce.emulator.access import ORG_GRANTS, Access
+from salesforce.emulator.access import ORG_GRANTS, Access, undeployable
 from salesforce.emulator.api import RestApi
 from salesforce.emulator.auth import Sessions
+from salesforce.emulator.events import Bus
 from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
 from salesforce.emulator.metadata import Grants
 from salesforce.emulator.org import Org
+from salesforce.emulator.pubsub import PubSubServer, control
 from salesforce.emulator.query import CHILD_BATCH, QueryEngine
 from salesforce.emulator.schema import Schema
 from salesforce.emulator.server import HttpsServer
@@ -41,12 +44,18 @@ class Emulator:
         permission_sets: Sequence[str] | None = None,
         invoices: bool = True,
         admin_api: bool = False,
+        pubsub: bool = True,
+        pubsub_keepalive: float = 270.0,
+        pubsub_idle_timeout: float = 60.0,
     ) -> None:
         """``permission_sets``: those of salesforce/metadata assigned to the API user (None:
         the integration user's, ``metadata.INTEGRATION_SETS``); ``admin_api``: the API user
         is an administrator who sees and may write every field instead (the emulator's own
         API tests); ``invoices``: whether the org has Invoice objects (Revenue Cloud
-        Billing) and so their metadata deployed."""
+        Billing) and so their metadata deployed; ``pubsub``: whether the org answers on the
+        Pub/Sub API (Change Data Capture; a real org may have none), its streams sending a
+        keepalive every ``pubsub_keepalive`` seconds when idle with events requested, and
+        ending when nothing was requested for ``pubsub_idle_timeout`` seconds."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_version = api_version
@@ -55,6 +64,10 @@ class Emulator:
         self.schema = Schema(deployed, invoices=invoices)
         grants = Grants()
         assigned = metadata.INTEGRATION_SETS if permission_sets is None else permission_sets
+        for name in deployed.permission_sets:
+            refused = undeployable(self.schema, deployed.permission_sets[name])
+            if refused:
+                raise ValueError(f"permission set {name}: {refused[0]}")
         for name in assigned:
             grants.merge(deployed.permission_sets[name])
         grants.merge(ORG_GRANTS)
@@ -72,6 +85,27 @@ class Emulator:
             self._api, self._sessions, self._dice, daily_limit, lambda: self.url
         )
         self._server: HttpsServer | None = None
+        #: The change event bus (Change Data Capture): controls and counters for tests.
+        self.events = Bus(
+            self.schema,
+            deployed.cdc_entities,
+            api_version,
+            readable=lambda name: self.org.api_schema().obj(name),
+        )
+        if pubsub:  # an org without the Pub/Sub API keeps no change events
+            self.store.watch(self.events.watched_objects(), self.events.publish)
+            self._gateway.pubsub_control = partial(control, self.events)
+        self._pubsub = (
+            PubSubServer(
+                self.events,
+                self._sessions,
+                lambda: self.url,
+                keepalive=pubsub_keepalive,
+                idle_timeout=pubsub_idle_timeout,
+            )
+            if pubsub
+            else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,10 +117,15 @@ class Emulator:
             self._port, self._gateway.dispatch, self.ca_file, self.workdir / "emulator-key.pem"
         )
         self._server.start()
+        if self._pubsub is not None:
+            self._pubsub.start(self.ca_file, self.workdir / "emulator-key.pem")
+            logger.info("Pub/Sub API serving at %s", self.pubsub_endpoint)
         logger.info("Salesforce emulator serving at %s", self.url)
 
     def stop(self) -> None:
         """Stop serving and close the database."""
+        if self._pubsub is not None:
+            self._pubsub.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -110,6 +149,14 @@ class Emulator:
     def ca_file(self) -> Path:
         """The PEM certificate clients should trust."""
         return self.workdir / "emulator-cert.pem"
+
+    @property
+    def pubsub_endpoint(self) -> str:
+        """``127.0.0.1:PORT`` of the Pub/Sub API (gRPC, TLS with ``ca_file``), once started;
+        RuntimeError when the emulator runs without it."""
+        if self._pubsub is None or self._server is None:
+            raise RuntimeError("the emulator serves no Pub/Sub API")
+        return f"127.0.0.1:{self._pubsub.port}"
 
     @property
     def token_url(self) -> str:
@@ -166,6 +213,40 @@ class Emulator:
         """The next ``times`` API calls fail with ``kind`` (e.g. ``"concurrent"``)."""
         self._dice.force(kind, times)
 
+    # -- Change Data Capture ---------------------------------------------------------------
+    def select_cdc(self, entities: Sequence[str]) -> None:
+        """Select the entities (``OrderChangeEvent``, ...) for Change Data Capture."""
+        self.events.select(entities)
+        if self._pubsub is not None:
+            self.store.watch(self.events.watched_objects(), self.events.publish)
+
+    def drop_streams(self) -> None:
+        """End every open Subscribe stream with UNAVAILABLE."""
+        self.events.drop_streams()
+
+    def send_gap(
+        self, entity: str, record_ids: Sequence[str] = (), change_type: str = "GAP_UPDATE"
+    ) -> None:
+        """Publish a gap event (GAP_UPDATE for ``record_ids``, or GAP_OVERFLOW, ...)."""
+        self.events.send_gap(entity, record_ids, change_type)
+
+    def forget_events(self, before: bytes | None = None) -> None:
+        """Forget change events older than replay id ``before`` (None: all so far)."""
+        self.events.forget(None if before is None else int.from_bytes(before, "big"))
+
+    def pause_events(self) -> None:
+        """Hold change events back until :meth:`resume_events`."""
+        self.events.pause()
+
+    def resume_events(self) -> None:
+        """Publish the held change events."""
+        self.events.resume()
+
+    @property
+    def events_published(self) -> dict[str, int]:
+        """Change events published so far, by topic (``/data/OrderChangeEvent``: N)."""
+        return dict(self.events.published)
+
     # -- records (no HTTP, not counted) ---------------------------------------------------------
     def insert(
         self, sobject: str, fields: Mapping[str, Any], *, system_modstamp: datetime | None = None
@@ -206,6 +287,10 @@ class Emulator:
         """All live records of an object, in insertion order."""
         odef = self.schema.obj(sobject)
         return [self.org.public_fields(row) for row in self.store.scan(odef.name)]
+
+    def api_saves(self, record_id: str) -> int:
+        """How many times the API saved this record (created or updated it)."""
+        return self.org.api_saves[record_id]
 
     def remove_field(self, sobject: str, field: str) -> None:
         """Drop a field from the schema (queries and writes naming it then fail)."""

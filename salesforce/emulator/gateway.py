@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from salesforce.emulator.api import DATA_PATH, Request, Response, RestApi, kind_of
-from salesforce.emulator.auth import OAuthError, Sessions
+from salesforce.emulator.auth import API_USER_ID, ORG_ID, OAuthError, Sessions
 from salesforce.emulator.composite import run_composite
 from salesforce.emulator.faults import FaultDice
 
@@ -53,6 +53,8 @@ class Gateway:
         #: (:meth:`spend_calls`) less those the window let go of (:meth:`free_calls`).
         self.offset = 0
         self.calls_by_kind: dict[str, int] = dict.fromkeys(_INITIAL_KINDS, 0)
+        #: ``/_emulator/pubsub/...`` (method, action, body) -> (status, JSON), when served.
+        self.pubsub_control: Callable[[str, str, bytes], tuple[int, Any]] | None = None
 
     def usage(self) -> tuple[int, int]:
         """(calls used in the rolling window, daily limit)."""
@@ -83,8 +85,12 @@ class Gateway:
                 return _json(200, self.sessions.grant(body, self.base_url()))
             except OAuthError as exc:
                 return _json(400, exc.body)
+        if path == "/services/oauth2/userinfo" and method == "GET":
+            return self._userinfo(headers)
         if path == "/_emulator/stats" and method == "GET":
             return _json(200, self.stats())
+        if path.startswith("/_emulator/pubsub/") and self.pubsub_control is not None:
+            return _json(*self.pubsub_control(method, path.rsplit("/", 1)[1], body))
         if path.rstrip("/") == "/services/data" and method == "GET":
             version = self.api.api_version
             return _json(
@@ -106,6 +112,15 @@ class Gateway:
         limit_header = {"Sforce-Limit-Info": f"api-usage={used}/{self.daily_limit}"}
         status, out_headers, data = self._serve(method, rest, url.query, headers, body, token, used)
         return status, {**out_headers, **limit_header}, data
+
+    def _userinfo(self, headers: Mapping[str, str]) -> Answer:
+        """Who the session is (OpenID Connect userinfo): the org id for the Pub/Sub API's
+        ``tenantid``, for a client holding only a session id. Not an API call."""
+        token = headers.get("authorization", "").partition(" ")[2].strip()
+        if not token or not self.sessions.valid(token):
+            return _json(403, "Bad_OAuth_Token")
+        identity = f"{self.base_url()}/id/{ORG_ID}/{API_USER_ID}"
+        return _json(200, {"sub": identity, "user_id": API_USER_ID, "organization_id": ORG_ID})
 
     def _serve(
         self,

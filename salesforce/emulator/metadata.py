@@ -66,6 +66,8 @@ class Metadata:
 
     fields: dict[str, list[FieldDef]] = field(default_factory=dict)
     permission_sets: dict[str, Grants] = field(default_factory=dict)
+    #: Change event entities selected for Change Data Capture (``OrderChangeEvent``, ...).
+    cdc_entities: list[str] = field(default_factory=list)
 
 
 def _text(node: ET.Element, tag: str, default: str = "") -> str:
@@ -132,8 +134,9 @@ def package_dirs(root: Path = ROOT) -> list[Path]:
 
 
 def load(root: Path = ROOT) -> Metadata:
-    """Every custom field and permission set of every package directory under ``root``;
-    what else is deployed (layouts, list views, tabs, components) the emulator leaves out."""
+    """Every custom field, permission set and channel member (entities selected for Change
+    Data Capture) of every package directory under ``root``; what else is deployed
+    (layouts, list views, tabs, components) the emulator leaves out."""
     found = Metadata()
     for package in package_dirs(root):
         for path in sorted(package.glob("**/objects/*/fields/*.field-meta.xml")):
@@ -142,4 +145,9 @@ def load(root: Path = ROOT) -> Metadata:
         for path in sorted(package.glob("**/permissionsets/*.permissionset-meta.xml")):
             name = path.name.removesuffix(".permissionset-meta.xml")
             found.permission_sets[name] = _permission_set(ET.parse(path).getroot())  # noqa: S314
+        members = "**/platformEventChannelMembers/*.platformEventChannelMember-meta.xml"
+        for path in sorted(package.glob(members)):
+            member = ET.parse(path).getroot()  # noqa: S314
+            if _text(member, "eventChannel") == "ChangeEvents":
+                found.cdc_entities.append(_text(member, "selectedEntity"))
     return found

@@ -9,6 +9,7 @@ from salesforce.emulator.errors import ApiError, bad_request
 from salesforce.emulator.org import Org
 
 MAX_RECORDS = 200
+MAX_CHUNKS = 10  # runs of one object type in one request
 _ROLLED_BACK = {
     "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "message": "Record rolled back because not all records were valid and the request was "
@@ -36,7 +37,21 @@ def records_of(body: Any) -> tuple[list[Mapping[str, Any]], bool]:
         )
     if not all(isinstance(rec, dict) for rec in records):
         raise bad_request("JSON_PARSER_ERROR", "each record must be an object")
+    types = [_type_or_none(rec) for rec in records]
+    chunks = sum(1 for n, t in enumerate(types) if n == 0 or t != types[n - 1])
+    if chunks > MAX_CHUNKS:
+        # Salesforce saves each run of one type as a chunk, at most 10 a request.
+        raise bad_request(
+            "INVALID_OPERATION",
+            "Cannot have more than 10 chunks in a single operation. Please rearrange the "
+            "data to reduce chunking.",
+        )
     return records, bool(body.get("allOrNone", False))
+
+
+def _type_or_none(rec: Mapping[str, Any]) -> Any:
+    attrs = rec.get("attributes")
+    return attrs.get("type") if isinstance(attrs, dict) else None
 
 
 def _type_of(rec: Mapping[str, Any]) -> str:
@@ -138,7 +153,7 @@ def delete_op(org: Org) -> Op:
     """Delete one record of a collections DELETE (records are ``{"id": ...}``)."""
 
     def op(rec: Mapping[str, Any]) -> dict[str, Any]:
-        org.delete(None, str(rec["id"]))
+        org.delete(None, str(rec["id"]), api=True)
         return {"id": rec["id"]}
 
     return op

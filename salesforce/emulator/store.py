@@ -1,14 +1,20 @@
-"""SQLite storage of records: one table of (object, id, json fields, modstamp, deleted)."""
+"""SQLite storage of records: one table of (object, id, json fields, modstamp, deleted).
+
+Committed changes of the objects a listener watches (Change Data Capture) are handed to it
+after the outermost transaction commits, once per record: a change rolled back, with its
+savepoint or the whole transaction, is never reported.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ _CHUNK = 500
 _COLUMNS = "object, id, fields, modstamp, is_deleted"
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +60,21 @@ class Row:
         return bool(self.fields.get("IsDeleted"))
 
 
+@dataclass(frozen=True)
+class Change:
+    """One record's committed change: its fields ``before`` (None when created) and ``after``
+    the transaction, and the user who wrote it (the one the transaction was opened for)."""
+
+    sobject: str
+    id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    user: str | None
+
+
+Listener = Callable[[list[Change]], None]
+
+
 def _row(values: Sequence[Any]) -> Row:
     return Row(values[0], values[1], json.loads(values[2]))
 
@@ -73,6 +95,17 @@ class Store:
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.executescript(_SCHEMA)
         self._savepoints = count()
+        self._depth = 0
+        self._user: str | None = None
+        self._journal: list[Change] = []
+        self._watched: frozenset[str] = frozenset()
+        self._listener: Listener | None = None
+
+    def watch(self, objects: Collection[str], listener: Listener | None) -> None:
+        """Hand committed changes of ``objects`` to ``listener`` (None: stop)."""
+        with self._lock:
+            self._watched = frozenset(objects) if listener is not None else frozenset()
+            self._listener = listener
 
     def close(self) -> None:
         """Close the database."""
@@ -80,18 +113,53 @@ class Store:
             self._conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all (nests with savepoints)."""
+    def transaction(self, user: str | None = None) -> Iterator[None]:
+        """All writes inside commit together or not at all (nests with savepoints);
+        ``user``: who writes (the changes handed to the listener say so)."""
         with self._lock:
             name = f"sp{next(self._savepoints)}"
+            mark, outer_user = len(self._journal), self._user
+            self._user = user or outer_user
+            self._depth += 1
             self._conn.execute(f"SAVEPOINT {name}")
             try:
                 yield
             except BaseException:
                 self._conn.execute(f"ROLLBACK TO {name}")
                 self._conn.execute(f"RELEASE {name}")
+                del self._journal[mark:]
                 raise
+            finally:
+                self._depth -= 1
+                self._user = outer_user
             self._conn.execute(f"RELEASE {name}")
+            if self._depth == 0 and self._journal:
+                journal, self._journal = self._journal, []
+                self._report(journal)
+
+    def _report(self, journal: list[Change]) -> None:
+        """Fold a committed transaction's journal to one change per record and report it
+        (still under the lock, so listeners see transactions in commit order)."""
+        folded: dict[str, Change] = {}
+        for change in journal:
+            first = folded.get(change.id)
+            folded[change.id] = change if first is None else replace(change, before=first.before)
+        if self._listener is None:
+            return
+        try:
+            self._listener(list(folded.values()))
+        except Exception:  # the write is committed: a listener's failure must not undo it
+            logger.exception("change listener failed on %d committed changes", len(folded))
+
+    def _journal_rows(self, rows: Sequence[Row], *, created: bool) -> None:
+        watched = [r for r in rows if r.sobject in self._watched]
+        if not watched:
+            return
+        before = {} if created else self.get_many([r.id for r in watched])
+        for row in watched:
+            old = before.get(row.id)
+            fields = old.fields if old else None
+            self._journal.append(Change(row.sobject, row.id, fields, dict(row.fields), self._user))
 
     def allocate(self, name: str, n: int, start: int) -> int:
         """Reserve ``n`` numbers of counter ``name``; returns the first."""
@@ -107,11 +175,13 @@ class Store:
 
     def insert(self, rows: Iterable[Row]) -> None:
         """Add new records."""
+        rows = list(rows)
         params = [
             (r.sobject, r.id, json.dumps(r.fields), r.modstamp, int(r.is_deleted), r.parent_id)
             for r in rows
         ]
         with self.transaction():
+            self._journal_rows(rows, created=True)
             self._conn.executemany(
                 "INSERT INTO records (object, id, fields, modstamp, is_deleted, parent_id) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -120,8 +190,10 @@ class Store:
 
     def save(self, rows: Iterable[Row]) -> None:
         """Overwrite existing records' fields."""
+        rows = list(rows)
         params = [(json.dumps(r.fields), r.modstamp, int(r.is_deleted), r.id) for r in rows]
         with self.transaction():
+            self._journal_rows(rows, created=False)
             self._conn.executemany(
                 "UPDATE records SET fields = ?, modstamp = ?, is_deleted = ? WHERE id = ?",
                 params,

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from daemon.canvas.layout import ROW_PAD
 from daemon.demo import demo_environment
 from daemon.settings import DEFAULT_RULES
 from downstream.stubs import StubFaults, StubSystem
@@ -44,6 +45,8 @@ TOKEN = "browser-test-operator-token"
 #: A plan of 31 steps under the default rules (4 for the order, 6 for its subscription, 3 for
 #: each other line; 30 exactly is not a sum of those): a kick-off call and a refused SSO add-on.
 BIG_ORDER = ("PLAT-ENT", "PS-ONBOARD", "PS-TRAIN", "ADD-SSO") + ("ADD-AUDIT", "SEATS-EXTRA") * 2
+#: The least scale at which Zoom to fit shows that plan in a 1600x900 window.
+FIT_SCALE_FLOOR = 0.75
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -261,6 +264,25 @@ def inside(box: dict[str, float], frame: dict[str, float]) -> bool:
     )
 
 
+def overlapping(boxes: list[dict[str, float]]) -> list[tuple[int, int]]:
+    """Pairs of boxes that overlap (touching edges do not count)."""
+
+    def meet(a: dict[str, float], b: dict[str, float]) -> bool:
+        return (
+            a["left"] < b["right"] - 1
+            and b["left"] < a["right"] - 1
+            and a["top"] < b["bottom"] - 1
+            and b["top"] < a["bottom"] - 1
+        )
+
+    return [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes[i + 1 :], i + 1)
+        if meet(a, b)
+    ]
+
+
 def test_a_30_step_plan_opens_on_its_first_step_needing_attention_and_zooms_to_fit(
     running, browser
 ):
@@ -269,15 +291,22 @@ def test_a_30_step_plan_opens_on_its_first_step_needing_attention_and_zooms_to_f
     open_plan(page, url, big)
     steps = page.locator("svg.graph a.step")
     assert steps.count() >= 30
+    # The Account by the name Salesforce gave, its id on hover and beside it.
+    account = page.locator("#plan-head dd.account")
+    assert (account.get_attribute("title") or "").startswith("001")
+    assert account.inner_text().split()[0].isalpha()
 
-    # Each lane as tall as the steps it holds: no empty band below its lowest step.
-    lanes = rect(page, "svg.graph rect.lane")
+    # One row per commercial line (and one for the order as a whole), each as tall as the
+    # steps it holds: no row without steps, no empty band above or below them.
+    rows = rect(page, "svg.graph rect.lane")
+    assert len(rows) == 1 + len(BIG_ORDER)
     boxes = rect(page, "svg.graph a.step rect.box")
-    for lane in lanes:
-        held = [b for b in boxes if b["top"] >= lane["top"] and b["bottom"] <= lane["bottom"]]
-        assert held, "no lane without steps"
-        assert min(b["top"] for b in held) - lane["top"] <= 15
-        assert lane["bottom"] - max(b["bottom"] for b in held) <= 15
+    for row in rows:
+        held = [b for b in boxes if b["top"] >= row["top"] and b["bottom"] <= row["bottom"]]
+        assert held, "no row without steps"
+        assert min(b["top"] for b in held) - row["top"] <= ROW_PAD + 1
+        assert row["bottom"] - max(b["bottom"] for b in held) <= ROW_PAD + 1
+    assert not overlapping(boxes)
 
     # Opened on the first step needing attention: inside the frame and the window.
     first = page.locator("svg.graph a.step.first-attention")
@@ -295,8 +324,15 @@ def test_a_30_step_plan_opens_on_its_first_step_needing_attention_and_zooms_to_f
     frame = rect(page, "#graph")[0]
     edges = rect(page, "svg.graph path.edge")
     assert len(edges) >= 29, "a 30-step plan is connected"
+    svg = rect(page, "svg.graph")[0]
     outside = [b for b in rect(page, "svg.graph a.step rect.box") + edges if not inside(b, frame)]
     assert not outside
+    outside = [b for b in rect(page, "svg.graph a.step rect.box") + edges if not inside(b, svg)]
+    assert not outside, "every box and edge inside the drawing"
+    assert not overlapping(rect(page, "svg.graph a.step rect.box"))
+    # Dense enough that the whole plan reads when fitted (12px titles stay above 9px).
+    scale = page.eval_on_selector("svg.graph", "g => g.getScreenCTM().a")
+    assert scale >= FIT_SCALE_FLOOR, f"fitted at {scale:.2f}"
     size = page.eval_on_selector(
         "#graph", "g => [g.scrollWidth, g.clientWidth, g.scrollHeight, g.clientHeight]"
     )

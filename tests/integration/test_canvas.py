@@ -130,8 +130,14 @@ def test_plan_view_lays_steps_out_by_dependency_and_system(served):
             assert boxes[dep]["x"] < boxes[step_id]["x"], f"{dep} left of {step_id}"
         lane = task.system if task.kind == "callout" else "internal"
         assert boxes[step_id]["lane"] == lane
-    lanes = {lane["name"] for lane in view["graph"]["lanes"]}
-    assert {t.system for t in tasks.values() if t.kind == "callout"} <= lanes
+        assert boxes[step_id]["row"] == (task.line_id or "order"), "one row per line"
+    rows = view["graph"]["rows"]
+    assert [row["key"] for row in rows] == [
+        "order",
+        *(line["line_id"] for line in view["lines"][1:]),
+    ]
+    assert [row["label"] for row in rows] == ["Order", "#1 \u00d7 5", "#2 \u00d7 5"]
+    assert [row["title"] for row in rows][1:] == ["PLAT-PRO", "ADD-SSO"]
     products = {line["product"].split(" ")[0]: line for line in view["lines"]}
     assert {"PLAT-PRO", "ADD-SSO"} <= set(products)
     sso = {s["key"]: s for s in products["ADD-SSO"]["steps"]}

@@ -40,6 +40,7 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
         "salesforce.login",
         "salesforce.api_budget",
         "salesforce.invoices",
+        "salesforce.events",
         "salesforce.describe.Order",
         "salesforce.describe.OrderItem",
         "salesforce.describe.Product2",
@@ -54,6 +55,23 @@ def test_everything_passes_in_a_healthy_world(world: World, monkeypatch, capsys)
     assert "daily API calls used" in checks["salesforce.api_budget"]["detail"]
     cutover = checks["cutover"]["detail"]
     assert cutover.startswith("2000-01-01T00:00:00Z (set by ORDERFLOW_CUTOVER_AT")
+
+
+def test_events_required_without_a_pubsub_server_fail_the_events_check(
+    world: World, monkeypatch, capsys
+):
+    world.context(monkeypatch)
+    monkeypatch.setenv("ORDERFLOW_SF_PUBSUB_ENDPOINT", "127.0.0.1:1")  # nothing listens
+    monkeypatch.setenv("ORDERFLOW_SF_EVENTS", "cdc")
+    code, report = doctor(capsys)
+    events = by_name(report)["salesforce.events"]
+    assert code == 1
+    assert events["status"] == "fail"
+    assert "127.0.0.1:1: /data/OrderChangeEvent: UNAVAILABLE" in events["detail"]
+    monkeypatch.setenv("ORDERFLOW_SF_EVENTS", "auto")  # auto polls instead: no failure
+    code, report = doctor(capsys)
+    assert by_name(report)["salesforce.events"]["status"] == "pass"
+    assert "polling only" in by_name(report)["salesforce.events"]["detail"]
 
 
 def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monkeypatch, capsys):
@@ -74,7 +92,7 @@ def test_a_field_missing_in_the_org_fails_the_describe_check(world: World, monke
         line.startswith("FAIL") and "salesforce.describe.Order.Fulfillment_Status__c " in line
         for line in text.splitlines()
     )
-    assert text.rstrip().endswith("1 of 16 checks failed")
+    assert text.rstrip().endswith("1 of 17 checks failed")
 
 
 def test_the_permission_sets_grants_are_checked_field_by_field(world: World, monkeypatch, capsys):

@@ -232,3 +232,21 @@ def test_the_viewer_set_reads_orderflows_fields_and_writes_none(tmp_path: Path):
         )
         assert answer[0]["success"] is False
         session.close()
+
+
+def test_a_parent_field_is_read_through_its_relationship_as_the_user_may(emu: Emulator, sf: Any):
+    order = _order(emu)
+    (row,) = sf.query(f"SELECT Id, Account.Name FROM Order WHERE Id = '{order}'")["records"]
+    assert row["Account"]["Name"] == "Acme"
+    assert row["Account"]["attributes"]["type"] == "Account"
+    # Account.Name is required, so without field-level security: the object's read grants it.
+    name = emu.access.schema.obj("Account").field("Name")
+    assert name is not None and not name.permissionable
+    # An Account the user cannot read: the relationship is not understood (INVALID_FIELD).
+    emu.access.revoke("Account")
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query(f"SELECT Id, Account.Name FROM Order WHERE Id = '{order}'")
+    assert sf_errors(exc.value)[0]["errorCode"] == "INVALID_FIELD"
+    assert "Account" not in {o["name"] for o in sf.describe()["sobjects"]}
+    (row,) = sf.query(f"SELECT Id, AccountId FROM Order WHERE Id = '{order}'")["records"]
+    assert row["AccountId"]

@@ -159,6 +159,31 @@ def test_collection_limit_of_200(emu: Emulator, sf: Any) -> None:
     assert all(r["Description"] is None for r in emu.records("Order"))
 
 
+def test_collection_of_mixed_objects_at_most_10_chunks(emu: Emulator, sf: Any) -> None:
+    orders = _orders(emu, 6)
+    items = [
+        emu.insert("OrderItem", {"OrderId": o, "Quantity": 1, "UnitPrice": 1.0}) for o in orders
+    ]
+    # Orders and lines alternating: 12 runs of one type, 12 chunks for Salesforce.
+    mixed = [
+        record
+        for order, item in zip(orders, items, strict=True)
+        for record in (
+            _update("Order", order, Description="x"),
+            _update("OrderItem", item, Description="y"),
+        )
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.restful("composite/sobjects", method="PATCH", json={"records": mixed})
+    assert "10 chunks" in sf_errors(exc.value)[0]["message"]
+    assert all(r["Description"] is None for r in emu.records("Order"))
+    # The same records a run per object: 2 chunks, saved.
+    grouped = sorted(mixed, key=lambda r: r["attributes"]["type"])
+    results = sf.restful("composite/sobjects", method="PATCH", json={"records": grouped})
+    assert all(r["success"] for r in results)
+    assert {r["Description"] for r in emu.records("OrderItem")} == {"y"}
+
+
 def test_collection_create_and_upsert(emu: Emulator, sf: Any) -> None:
     (order,) = _orders(emu, 1)
     created = sf.restful(

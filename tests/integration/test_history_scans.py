@@ -18,7 +18,7 @@ from bench.common import CALLOUT_RULES
 from daemon import store
 from daemon.context import Context
 from daemon.cycle import run_cycle
-from daemon.invoices import plan_invoices, write_back_invoices
+from daemon.invoices import plan_invoices
 from daemon.models import Plan, SourceRecord
 from daemon.writeback import write_back
 from tests.integration.world import World, run_until_settled
@@ -128,12 +128,12 @@ def test_drafts_are_read_once_then_only_what_changed(world: World, monkeypatch):
     assert idle_again == []
 
     # Their status goes onto the Invoices once; then no transfer plan is read again.
-    write_back_invoices(ctx)
+    write_back(ctx)
     later()
-    write_back_invoices(ctx)
+    write_back(ctx)
     later()
     with loads(Plan) as unwritten, full_scans(ctx) as scans:
-        assert write_back_invoices(ctx) == 0
+        assert write_back(ctx) == 0
     assert unwritten == [] and scans == []
 
 

@@ -194,6 +194,24 @@ def test_quantities_and_amounts_are_compared_with_the_salesforce_lines(
         ("quantity_differs", "erp", "PLAT-PRO: Salesforce 7.0, erp 5.0"),
         ("amount_differs", "billing", "Salesforce 700.00, billing 500.0"),
         ("quantity_differs", "billing", "PLAT-PRO: Salesforce 7.0, billing 5.0"),
+        ("quantity_differs", "provisioning", "PLAT-PRO: Salesforce 7.0, provisioning 5.0"),
+    }
+
+
+def test_the_seats_provisioning_activated_are_compared_with_the_line(
+    world: World, monkeypatch, capsys
+):
+    order = _settled_order(world, monkeypatch, capsys)
+    (line,) = [r["Id"] for r in world.emu.records("OrderItem") if r["OrderId"] == order]
+    provisioning = world.stubs["provisioning"]
+    (activation,) = [e.reference for e in provisioning.effects if e.action == "activations"]
+    listed = {d["number"]: d for d in provisioning.documents()}[activation]
+    assert listed["quantities"] == {"LIC-PLATFORM-PRO": 5.0}, "the listing says how many"
+    # Seats taken away at the provisioning console; Salesforce still says 5.
+    provisioning.record("license-changes", {"order_item_id": line, "seats": 3})
+    assert main([*RANGE, "--csv"]) == 1
+    assert _found(capsys) == {
+        ("quantity_differs", "provisioning", order, "PLAT-PRO: Salesforce 5.0, provisioning 3.0")
     }
 
 

@@ -26,7 +26,8 @@ def test_sync_once_exits_0_after_a_cycle_and_1_after_a_failed_one(
     assert main(["sync", "--once"]) == 0
 
     # Salesforce answers every API call 503 (the login still works): the cycle fails. Invoices
-    # on for sure, so start-up asks no describe and it is the cycle that meets the 503s.
+    # on for sure, so start-up's describe (account names only) need not answer and it is the
+    # cycle that meets the 503s.
     monkeypatch.setenv("ORDERFLOW_SF_INVOICES", "true")
     world.emu.set_faults(Fault(rate_503=1.0))
     assert main(["sync", "--once"]) == 1

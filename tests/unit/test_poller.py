@@ -8,7 +8,14 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesforce.batches import collection_requests, grouped_chunks, in_chunks, packs
+from salesforce.batches import (
+    CHUNK_LIMIT,
+    TYPE,
+    collection_requests,
+    grouped_chunks,
+    in_chunks,
+    packs,
+)
 from salesforce.poller import EPOCH, PollFields, next_window
 
 NOW = datetime(2026, 11, 3, 12, 0, 0, 500_000, tzinfo=UTC)
@@ -90,3 +97,37 @@ def test_line_updates_drop_the_parent_field():
 
 def test_in_chunks_of_nothing():
     assert in_chunks([], lambda c: ",".join(c)) == []
+
+
+def test_an_order_its_lines_and_invoices_share_requests_a_run_per_object():
+    updates = [
+        {"Id": f"3tt{n:03d}", TYPE: "Invoice", "__parent": f"3tt{n:03d}", "S": 1} for n in range(30)
+    ]
+    for n in range(100):
+        order = f"801{n:03d}"
+        updates.append({"Id": order, TYPE: "Order", "__parent": order, "S": 1})
+        updates += [
+            {"Id": f"802{n:03d}{k}", TYPE: "OrderItem", "__parent": order, "S": 1} for k in range(3)
+        ]
+    requests = collection_requests("Order", updates, parent="__parent")
+    sizes = [len(r.records) for r in requests]
+    assert sum(sizes) == 430 and len(sizes) == 3 and max(sizes) <= 200
+    for request in requests:
+        types = [request.sobject_of(r) for r in request.records]
+        runs = sum(1 for n, t in enumerate(types) if n == 0 or t != types[n - 1])
+        assert runs <= CHUNK_LIMIT and runs == len(set(types))
+        body = request.body()["records"]
+        assert all(TYPE not in r and "__parent" not in r for r in body)
+        assert [r["attributes"]["type"] for r in body] == types
+    where = {
+        r["Id"][:6]: n
+        for n, req in enumerate(requests)
+        for r in req.records
+        if r["Id"][:3] == "801"
+    }
+    assert all(
+        where["801" + r["Id"][3:6]] == n
+        for n, req in enumerate(requests)
+        for r in req.records
+        if r["Id"][:3] == "802"
+    ), "an Order's lines go in its request"

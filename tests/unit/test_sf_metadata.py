@@ -163,3 +163,20 @@ def test_the_invoice_set_is_only_about_invoices():
     assert objects["InvoiceLine"] == {"allowRead"}
     assert all(name.startswith(("Invoice.", "InvoiceLine.")) for name in fields)
     assert user == set()
+
+
+def test_account_names_come_with_account_read_as_a_deploy_allows():
+    from salesforce.emulator import metadata
+    from salesforce.emulator.access import undeployable
+    from salesforce.emulator.schema import Schema
+
+    deployed = metadata.load()
+    schema = Schema(deployed, invoices=True)
+    # Account.Name is required, so it has no field-level security: a permission set naming
+    # it does not deploy, and the Account read the main set grants is what lets Orderflow
+    # read it (Order.Account.Name in the poll).
+    assert "allowRead" in _grants(MAIN_SET)[1]["Account"]
+    naming = metadata.Grants(fields={"Account.Name": "read", "Order.Description": "read"})
+    assert undeployable(schema, naming) == ["You cannot deploy to a required field: Account.Name"]
+    for name, grants in deployed.permission_sets.items():
+        assert undeployable(schema, grants) == [], name

@@ -1,0 +1,279 @@
+"""Change Data Capture end to end: the emulator's real Pub/Sub server (gRPC over TLS), the
+daemon's subscriber, the poll's ingest, a real SQLite store and the stub systems."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from daemon import events, poll, subscription
+from daemon.cli import main
+from daemon.context import Context
+from daemon.cycle import run_cycle
+from daemon.demo import act_as_operator
+from daemon.loop import run_forever
+from daemon.models import EventReplay, Plan
+from daemon.settings import load_settings
+from daemon.wakeup import Wakeup
+from salesforce.pubsub.subscriber import Change, Gap
+from tests.integration.amend_world import no_duplicates
+from tests.integration.test_invoices import add_invoice
+from tests.integration.world import SETTLED, World
+
+PRODUCT = "PLAT-PRO"
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logging() -> Iterator[None]:
+    yield  # `orderflow status` configured logging onto the captured stderr: undo it
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+
+
+@pytest.fixture
+def polls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts window polls (the cadence's and a gap's)."""
+    count = [0]
+    real = poll.poll
+
+    def counted(ctx: Context, since: Any = None) -> poll.PollReport:
+        count[0] += 1
+        return real(ctx, since)
+
+    monkeypatch.setattr(poll, "poll", counted)
+    return count
+
+
+def streaming(world: World, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Context:
+    ctx = world.context(monkeypatch, sf_events="cdc", **settings)
+    stream = subscription.open_stream(ctx, load_settings())
+    assert stream is not None
+    wait_until(lambda: stream.healthy, "every topic subscribed")
+    return ctx
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Context]]:
+    opened: list[Context] = []
+    yield opened
+    for ctx in opened:
+        subscription.close_stream(ctx)
+
+
+def settle(ctx: Context, world: World, orders: list[str], cycles: int = 40) -> None:
+    """Cycles (an operator doing the manual steps) until ``orders`` settle; between cycles,
+    what the stream delivers is waited for a moment."""
+    for _ in range(cycles):
+        run_cycle(ctx)
+        act_as_operator(ctx.sessions, ctx.clock(), delay=timedelta())
+        statuses = world.order_statuses()
+        if all(statuses.get(o) in SETTLED for o in orders):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not settled: {world.order_statuses()}")
+
+
+def plan_of(ctx: Context, order_id: str) -> Plan | None:
+    with ctx.sessions() as session:
+        plan = session.scalars(select(Plan).where(Plan.order_id == order_id)).one_or_none()
+        if plan is not None:
+            session.expunge(plan)
+        return plan
+
+
+def cycled_until_planned(ctx: Context, order_id: str) -> bool:
+    run_cycle(ctx)
+    return plan_of(ctx, order_id) is not None
+
+
+def dispatched(ctx: Context, order_id: str) -> bool:
+    with ctx.sessions() as session:
+        plan = session.scalars(select(Plan).where(Plan.order_id == order_id)).one_or_none()
+        return plan is not None and any(
+            t.system is not None and t.started_at is not None for t in plan.tasks
+        )
+
+
+def test_an_order_activated_at_idle_is_dispatched_before_any_poll_is_due(
+    world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    stop = threading.Event()
+    wake = Wakeup(None)
+    wake.start(stop)
+    assert ctx.events is not None
+    ctx.events.subscriber.notify = wake.event.set
+    loop = threading.Thread(
+        target=run_forever, args=(ctx, 0.5, stop), kwargs={"wakeup": wake}, daemon=True
+    )
+    loop.start()
+    try:
+        pacer = ctx.gateway.pacer
+        wait_until(lambda: pacer.poll_interval == 600.0, "the safety poll's cadence")
+        polled = polls[0]
+        order = world.add_order(PRODUCT)  # a person activates it in Salesforce
+        wait_until(lambda: dispatched(ctx, order), "the order's first dispatch")
+        assert polls[0] == polled  # no poll ran: the event brought it
+        assert pacer.next_poll_at is not None and pacer.next_poll_at > ctx.gateway.clock() + 60
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+        wake.close()
+
+
+def test_a_dropped_stream_and_a_gap_lose_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)  # the first poll, then the safety cadence
+    first = [world.add_order(PRODUCT) for _ in range(3)]
+    world.emu.pause_events()  # committed while the stream is down: replayed or polled
+    world.emu.drop_streams()
+    late = [world.add_order(PRODUCT) for _ in range(2)]
+    world.emu.resume_events()
+    world.emu.send_gap("OrderChangeEvent", change_type="GAP_OVERFLOW")
+    more = [world.add_order(PRODUCT) for _ in range(2)]
+    before = polls[0]
+    settle(ctx, world, first + late + more)
+    assert polls[0] > before  # the gap and the drop were polled over
+    assert all(world.order_statuses()[o] == "Completed" for o in first + late + more)
+    assert no_duplicates(world)
+    assert ctx.events.gaps >= 1
+    assert ctx.events.subscriber.states["/data/OrderChangeEvent"].drops >= 1
+
+
+def test_a_restart_resumes_after_the_stored_replay_id(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    run_cycle(ctx)
+    taken = world.add_order(PRODUCT)
+    wait_until(lambda: cycled_until_planned(ctx, taken), "the order planned from its event")
+    with ctx.sessions() as session:
+        stored = {r.topic: bytes(r.replay_id) for r in session.scalars(select(EventReplay))}
+    assert "/data/OrderChangeEvent" in stored
+    subscription.close_stream(ctx)  # the daemon stops
+    missed = world.add_order(PRODUCT)  # activated while it is down
+    ctx2 = streaming(world, monkeypatch)
+    closing.append(ctx2)
+    assert ctx2.events is not None
+    queue = ctx2.events.subscriber.deliveries
+    wait_until(lambda: queue.qsize() > 0, "replayed events")
+    time.sleep(0.5)  # the rest of the replay
+    replayed = [queue.get_nowait() for _ in range(queue.qsize())]
+    changes = [c for c in replayed if isinstance(c, Change)]
+    assert not [g for g in replayed if isinstance(g, Gap)]
+    orders_seen = {i for c in changes if c.entity == "Order" for i in c.record_ids}
+    assert missed in orders_seen  # nothing missed
+    for change in changes:  # nothing at or before a stored replay id again
+        last = stored.get(change.topic)
+        assert last is None or int.from_bytes(change.replay_id) > int.from_bytes(last)
+    old = [c.change_type for c in changes if taken in c.record_ids]
+    assert "CREATE" not in old  # of the order taken before, at most its writeback's echoes
+    ctx2.events.pending.extend(replayed)
+    run_cycle(ctx2)
+    assert plan_of(ctx2, missed) is not None
+
+
+def test_a_writeback_echo_costs_no_query(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)
+    settle(ctx, world, [order])  # its status written back: echoes on the stream
+    deliveries = ctx.events.subscriber.deliveries
+    wait_until(lambda: not deliveries.empty(), "the writeback's echoes")
+    time.sleep(0.5)
+    calls = world.emu.api_calls
+    skipped = ctx.events.skipped
+    events.take_events(ctx)
+    assert ctx.events.skipped > skipped
+    assert world.emu.api_calls == calls  # read nothing, wrote nothing
+
+
+def test_a_draft_and_its_lines_cost_no_query_until_activated(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT, status="Draft")  # created, a line added: not ours yet
+    deliveries = ctx.events.subscriber.deliveries
+    wait_until(lambda: deliveries.qsize() >= 2, "the draft's events")
+    time.sleep(0.3)
+    calls = world.emu.api_calls
+    events.take_events(ctx)
+    assert world.emu.api_calls == calls
+    assert ctx.events.skipped >= 2
+    world.emu.update("Order", order, {"Status": "Activated"})
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned once activated")
+
+
+def test_a_posted_invoice_comes_by_its_event(
+    world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
+    polled = polls[0]
+    invoice = add_invoice(world, order)
+
+    def transferred() -> bool:
+        run_cycle(ctx)
+        return world.emu.get("Invoice", invoice).get("ERP_Sync_Status__c") == "Transferred"
+
+    wait_until(transferred, "the invoice transferred to the ERP")
+    assert polls[0] == polled  # its event brought it, no poll
+
+
+def test_status_shows_the_event_stream(
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    closing: list[Context],
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
+    assert main(["status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["events"]
+    assert shown["mode"] == "cdc" and shown["connected"] is True
+    topic = shown["topics"]["/data/OrderChangeEvent"]
+    assert topic["connected"] is True and topic["replay_id"]
+    assert shown["last_event_at"] is not None
+
+
+def test_auto_without_a_pubsub_server_polls(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = world.context(monkeypatch, sf_events="auto", sf_pubsub_endpoint="127.0.0.1:1")
+    assert subscription.open_stream(ctx, load_settings()) is None
+    assert ctx.events is None
+    order = world.add_order(PRODUCT)
+    run_cycle(ctx)
+    assert plan_of(ctx, order) is not None
