@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.resync_memory
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.long_runs
+	$(BIN)/python -m bench.latency
 
 # SIGKILL and restart, faults on every link, the bad-input corpus, hostile downstream
 # answers, go-live on 2,000 historic orders (short runs: make test).
