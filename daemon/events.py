@@ -33,7 +33,6 @@ from daemon import poll
 from daemon.context import Context
 from daemon.invoices import DOCUMENT_FIELD, SYNC_FIELD
 from daemon.models import EventReplay, SfBudget, SourceRecord
-from daemon.sf_state import save_budget
 from orchestration.errors import BudgetExhausted
 from salesforce.poller import INVOICE, ORDER, ORDER_ITEM
 from salesforce.pubsub.subscriber import (
@@ -232,11 +231,7 @@ def _poll_gap(ctx: Context, stream: EventStream, gaps: Iterable[Delivery]) -> po
         "; ".join(reasons),
         since.isoformat() if since else "the watermarks",
     )
-    gateway = ctx.gateway
-    calls = gateway.calls
-    report = poll.poll(ctx, since=since)
-    gateway.pacer.polled(gateway.clock(), found=report.changed > 0, calls=gateway.calls - calls)
-    save_budget(ctx)
+    report = poll.paced_poll(ctx, since=since)
     stream.gaps += 1
     return report
 
@@ -263,15 +258,12 @@ def _commit(ctx: Context, stream: EventStream, batch: list[Delivery]) -> None:
 def _pace(ctx: Context, stream: EventStream) -> None:
     """The safety poll's cadence while every stream is open; the normal one otherwise."""
     pacer = ctx.gateway.pacer
-    if pacer.next_poll_at is None or pacer.under_reserve:
+    if pacer.under_reserve:
         return
-    last = pacer.next_poll_at - pacer.poll_interval
     if stream.healthy and pacer.poll_interval < stream.safety_interval:
-        pacer.poll_interval = stream.safety_interval
-        pacer.next_poll_at = last + stream.safety_interval
+        pacer.reschedule(stream.safety_interval)
     elif not stream.healthy and pacer.poll_interval > pacer.policy.max_idle:
-        pacer.poll_interval = pacer.policy.max_idle
-        pacer.next_poll_at = min(pacer.next_poll_at, last + pacer.policy.max_idle)
+        pacer.reschedule(pacer.policy.max_idle)
 
 
 def _save(ctx: Context, stream: EventStream) -> None:

@@ -75,17 +75,14 @@ def poll_orders(ctx: Context) -> tuple[int, int]:
     gateway = ctx.gateway
     if not gateway.pacer.poll_due(gateway.clock()):
         return 0, 0
-    calls = gateway.calls
     try:
-        report = poll(ctx)
+        report = paced_poll(ctx)
     except BudgetExhausted as exc:
         # Downstream work goes on; the poll waits for the budget (see salesforce.budget).
         log.warning("Salesforce poll skipped: %s", exc)
         gateway.pacer.polled(gateway.clock(), found=False, calls=0)
         save_budget(ctx)
         return 0, 0
-    gateway.pacer.polled(gateway.clock(), found=report.changed > 0, calls=gateway.calls - calls)
-    save_budget(ctx)
     if report.changed:
         log.info(
             "polled %d records, %d changed, %d new plans, %d orders re-read for their lines",
@@ -95,6 +92,16 @@ def poll_orders(ctx: Context) -> tuple[int, int]:
             report.reread,
         )
     return report.seen, report.planned
+
+
+def paced_poll(ctx: Context, since: datetime | None = None) -> PollReport:
+    """:func:`poll`, then the cadence told what it found and cost, and the budget saved."""
+    gateway = ctx.gateway
+    calls = gateway.calls
+    report = poll(ctx, since=since)
+    gateway.pacer.polled(gateway.clock(), found=report.changed > 0, calls=gateway.calls - calls)
+    save_budget(ctx)
+    return report
 
 
 def poll(ctx: Context, since: datetime | None = None) -> PollReport:

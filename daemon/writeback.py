@@ -20,12 +20,12 @@ later when transient, or refused for good and shown in ``orderflow status``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
@@ -264,30 +264,35 @@ class Sent:
 
 
 def _sent(session: Session, order_ids: Sequence[str]) -> dict[tuple[str, str], Sent]:
-    """The writeback rows of these Orders and of their children (lines, tasks), 500 Orders
-    a query: plain tuples, not ORM objects, for they are only compared."""
+    """The writeback rows of these Orders and of their children (lines, tasks)."""
     wb = SfWriteback
-    found: dict[tuple[str, str], Sent] = {}
-    for start in range(0, len(order_ids), _CHUNK):
-        ids = order_ids[start : start + _CHUNK]
-        query = select(wb.sobject, wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
-            or_(and_(wb.sobject == ORDER, wb.sf_id.in_(ids)), wb.parent_id.in_(ids))
-        )
-        for sobject, sf_id, written, retry_at, failed in session.execute(query):
-            found[(sobject, sf_id)] = Sent(written, retry_at, failed)
-    return found
+    return _sent_where(
+        session,
+        order_ids,
+        lambda ids: or_(and_(wb.sobject == ORDER, wb.sf_id.in_(ids)), wb.parent_id.in_(ids)),
+    )
 
 
 def _rows_sent(session: Session, sobject: str, ids: Sequence[str]) -> dict[str, Sent]:
-    """The writeback rows of these records of one object, by Id, 500 a query."""
+    """The writeback rows of these records of one object, by Id."""
     wb = SfWriteback
-    found: dict[str, Sent] = {}
+    rows = _sent_where(session, ids, lambda chunk: and_(wb.sobject == sobject, wb.sf_id.in_(chunk)))
+    return {sf_id: sent for (_, sf_id), sent in rows.items()}
+
+
+def _sent_where(
+    session: Session, ids: Sequence[str], where: Callable[[Sequence[str]], ColumnElement[bool]]
+) -> dict[tuple[str, str], Sent]:
+    """Writeback rows matching ``where`` for 500 ids a query: plain tuples, not ORM
+    objects, for they are only compared."""
+    wb = SfWriteback
+    found: dict[tuple[str, str], Sent] = {}
     for start in range(0, len(ids), _CHUNK):
-        query = select(wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
-            wb.sobject == sobject, wb.sf_id.in_(ids[start : start + _CHUNK])
+        query = select(wb.sobject, wb.sf_id, wb.written, wb.retry_at, wb.failed_values).where(
+            where(ids[start : start + _CHUNK])
         )
-        for sf_id, written, retry_at, failed in session.execute(query):
-            found[sf_id] = Sent(written, retry_at, failed)
+        for sobject, sf_id, written, retry_at, failed in session.execute(query):
+            found[(sobject, sf_id)] = Sent(written, retry_at, failed)
     return found
 
 

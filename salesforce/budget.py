@@ -141,6 +141,15 @@ class Pacer:
             if self.next_poll_at is not None:
                 self.next_poll_at = min(self.next_poll_at, now + self.policy.interval)
 
+    def reschedule(self, interval: float) -> None:
+        """Poll every ``interval`` from the last poll on (a cadence set from outside: the
+        change event stream's safety poll, daemon.events)."""
+        if self.next_poll_at is None:
+            return
+        last = self.next_poll_at - self.poll_interval
+        self.poll_interval = interval
+        self.next_poll_at = last + interval
+
     def next_wait(self, now: float, *, busy: bool) -> float:
         """Seconds until the next cycle: the base interval while work is going on (steps
         waiting for downstream answers cost no Salesforce call), else until the next poll."""
