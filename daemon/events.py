@@ -21,7 +21,6 @@ cycle takes them in here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,13 +219,16 @@ def _orders_of_lines(ctx: Context, session: Session, line_ids: set[str]) -> set[
     return found
 
 
-def _poll_gap(ctx: Context, stream: EventStream, gaps: Iterable[Delivery]) -> poll.PollReport:
-    """Poll every object over the span the stream may have missed."""
+def _poll_gap(ctx: Context, stream: EventStream, gaps: list[Delivery]) -> poll.PollReport:
+    """Poll every object over the span the stream may have missed: since the last committed
+    event, or, for a first subscription, since the poll's own watermarks."""
     with ctx.sessions() as session:
         stamps = session.scalars(select(EventReplay.committed_at)).all()
-    since = min(stamps) - MARGIN if stamps else None
+    routine = all(isinstance(g, Gap) and g.routine for g in gaps)
+    since = min(stamps) - MARGIN if stamps and not routine else None
     reasons = sorted({g.reason if isinstance(g, Gap) else g.change_type for g in gaps})
-    log.warning(
+    log.log(
+        logging.INFO if routine else logging.WARNING,
         "change events may be missing (%s): polling since %s",
         "; ".join(reasons),
         since.isoformat() if since else "the watermarks",

@@ -108,7 +108,7 @@ def open_stream(
         written=written_fields(ctx),
     )
     ctx.events = stream
-    sub.start(resume_points(ctx))
+    sub.start(lambda: resume_points(ctx))  # read again each time this instance leads
     log.info("change events: subscribed to %s", ", ".join(sub.topics))
     return stream
 

@@ -9,11 +9,14 @@ CA bundle (``ORDERFLOW_SF_CA_BUNDLE``). Every call carries the gateway's session
   header's ``changedFields`` bitmap is read against the schema (:mod:`.changed_fields`).
 - **Flow control.** A stream asks for :data:`BATCH` events, then for as many more as the
   daemon reports consumed (:meth:`Subscriber.consumed`): a slow daemon slows the stream.
-- **Resuming.** A stream starts after the replay id it is given (CUSTOM), else at LATEST;
-  after a drop it resumes after the last event it received.
+- **Resuming.** Each time this instance starts leading, a stream starts after the replay id
+  the store holds then (``resume``: what the last leader took in, itself or another), else
+  at LATEST; after a drop it resumes after the last event it received.
 - **Trouble is an event too.** A dropped stream, a refused replay id (INVALID_ARGUMENT:
   older than the 72 hours kept; the stream restarts at LATEST) become a :class:`Gap` in the
-  queue, after what came before, so the daemon polls the uncertain span in order.
+  queue, after what came before, so the daemon polls the uncertain span in order. A stream
+  opened at LATEST is a gap too, delivered once it is open: what was committed before it
+  is polled after it, so nothing falls between the poll and the stream.
 - **Auth.** UNAUTHENTICATED renews the session through the gateway's own login once, then
   retries; other failures back off exponentially (with jitter) up to :data:`MAX_BACKOFF`.
 - **Leadership.** A stream is open only while ``leading()`` says so (one org, one reader).
@@ -92,6 +95,8 @@ class Gap:
 
     topic: str
     reason: str
+    #: A first subscription (no replay id stored): the poll is routine, not trouble.
+    routine: bool = False
 
 
 Delivery = Change | Gap
@@ -210,6 +215,8 @@ class Subscriber:
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
         self.states = {topic: TopicState() for topic in self.topics}
         self._requests: dict[str, queue.Queue[pb.FetchRequest | None]] = {}
+        #: Why a topic's next stream starts at LATEST (a refused replay id), for its gap.
+        self._latest_because: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -230,11 +237,12 @@ class Subscriber:
             found[topic] = info.schema_id
         return found
 
-    def start(self, resume: Mapping[str, bytes | None]) -> None:
-        """Open a stream per topic, each after its ``resume`` replay id (else at LATEST)."""
+    def start(self, resume: Callable[[], Mapping[str, bytes | None]]) -> None:
+        """Open a stream per topic while leading, each after the replay id ``resume()``
+        gives when the lead is taken (else at LATEST)."""
         for topic in self.topics:
             thread = threading.Thread(
-                target=self._run, args=(topic, resume.get(topic)), name=f"pubsub {topic}"
+                target=self._run, args=(topic, resume), name=f"pubsub {topic}"
             )
             thread.daemon = True
             self._threads.append(thread)
@@ -273,14 +281,22 @@ class Subscriber:
                 pb.TopicRequest(topic_name=topic), metadata=self.auth().metadata(), timeout=timeout
             )
 
-    def _run(self, topic: str, replay_id: bytes | None) -> None:
+    def _run(self, topic: str, resume: Callable[[], Mapping[str, bytes | None]]) -> None:
         failures = 0
         state = self.states[topic]
+        replay_id: bytes | None = None
+        led = False
         while not self._stop.is_set():
             if not self.leading():
+                led = False
                 self._stop.wait(TICK)
                 continue
             try:
+                if not led:
+                    # Leading (again): on from what was taken in, by this instance or
+                    # the leader before it, never from what this one saw long ago.
+                    replay_id, state.replay_id = resume().get(topic), None
+                    led = True
                 outcome = self._stream(topic, replay_id)
             except Exception as exc:  # a failed renewal, a bug: the thread must live on
                 log.exception("Pub/Sub stream %s failed", topic, extra={"topic": topic})
@@ -288,8 +304,10 @@ class Subscriber:
             replay_id = state.replay_id or replay_id
             if self._stop.is_set():
                 return
+            if outcome == "fine":
+                led = False  # stepped down: a new lead starts from the store again
             if outcome == "refused":
-                replay_id = None  # too old: start at LATEST, the gap is polled
+                replay_id = None  # too old: start at LATEST, then the gap is polled
                 failures = 0
                 continue
             if outcome == "renewed" and failures == 0:
@@ -320,7 +338,9 @@ class Subscriber:
         self._requests[topic] = requests
         auth = self.auth()
         call = self.stub.Subscribe(_drain(requests), metadata=auth.metadata())
-        threading.Thread(target=self._watch, args=(topic, call), daemon=True).start()
+        threading.Thread(
+            target=self._watch, args=(topic, call, replay_id is None), daemon=True
+        ).start()
         was_connected = False
         try:
             for response in call:
@@ -347,9 +367,10 @@ class Subscriber:
             call.cancel()
         return self._dropped(topic, reason, gap=was_connected)
 
-    def _watch(self, topic: str, call: Any) -> None:
+    def _watch(self, topic: str, call: Any, latest: bool) -> None:
         """Mark the stream open once the server has not refused it for a moment (an idle
-        topic sends nothing for minutes); cancel it when the daemon stops or stops leading."""
+        topic sends nothing for minutes); cancel it when the daemon stops or stops leading.
+        Opened at LATEST, it is a gap: what came before it is polled now that it is open."""
         state = self.states[topic]
         while call.is_active():
             if self._stop.wait(TICK) or not self.leading():
@@ -358,6 +379,11 @@ class Subscriber:
             if call.is_active() and not state.connected:
                 state.connected, state.error = True, None
                 log.info("subscribed to %s", topic, extra={"topic": topic})
+                if latest:
+                    because = self._latest_because.pop(topic, None)
+                    self._deliver(
+                        Gap(topic, because or "first subscription, at LATEST", not because)
+                    )
 
     def _take(self, topic: str, response: Any, auth: Auth) -> None:
         state = self.states[topic]
@@ -388,7 +414,7 @@ class Subscriber:
             extra={"topic": topic},
         )
         state.connected, state.error, state.replay_id = False, reason, None
-        self._deliver(Gap(topic, f"replay id refused: {reason}"))
+        self._latest_because[topic] = f"replay id refused: {reason}"  # its gap, once open
         return "refused"
 
     def _dropped(self, topic: str, reason: str, *, gap: bool) -> str:

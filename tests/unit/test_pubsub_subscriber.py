@@ -169,11 +169,18 @@ def subscriber(chan: grpc.Channel, session: Session, batch: int = 3) -> Subscrib
     )
 
 
+def wait_connected(sub: Subscriber, connected: bool) -> None:
+    deadline = time.monotonic() + 10
+    while sub.states[TOPIC].connected is not connected:
+        assert time.monotonic() < deadline, f"the stream never became connected={connected}"
+        time.sleep(0.05)
+
+
 def test_events_are_decoded_with_one_schema_call_and_flow_control(bus: Any) -> None:
     servicer, chan = bus
     sub = subscriber(chan, Session(), batch=3)
     try:
-        sub.start({TOPIC: b"1"})  # resume after the first event: 2..7 remain
+        sub.start(lambda: {TOPIC: b"1"})  # resume after the first event: 2..7 remain
         first = take(sub, 3)
         with pytest.raises(queue.Empty):
             sub.deliveries.get(timeout=0.5)  # three asked for, three sent
@@ -198,7 +205,7 @@ def test_a_dropped_stream_is_a_gap_and_resumes_after_the_last_event(bus: Any) ->
     servicer.drop_after = 2
     sub = subscriber(chan, Session(), batch=10)
     try:
-        sub.start({TOPIC: b"1"})
+        sub.start(lambda: {TOPIC: b"1"})
         got = take(sub, 3)
         assert [type(g) for g in got] == [Change, Change, Gap]
         after = take(sub, 4)
@@ -214,14 +221,13 @@ def test_a_refused_replay_id_is_a_gap_then_latest(bus: Any) -> None:
     servicer.forget_before = 5
     sub = subscriber(chan, Session())
     try:
-        sub.start({TOPIC: b"2"})
+        sub.start(lambda: {TOPIC: b"2"})
         gap = take(sub, 1)[0]
-        deadline = time.monotonic() + 10  # the resubscription follows the gap
-        while len(servicer.firsts) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        subscribed = len(servicer.firsts)  # when the gap came
     finally:
         sub.close()
-    assert isinstance(gap, Gap) and "replay id refused" in gap.reason
+    assert isinstance(gap, Gap) and "replay id refused" in gap.reason and not gap.routine
+    assert subscribed == 2  # the gap comes once the LATEST stream is open: nothing between
     assert servicer.firsts[0].replay_preset == pb.ReplayPreset.CUSTOM
     assert servicer.firsts[1].replay_preset == pb.ReplayPreset.LATEST
 
@@ -248,22 +254,55 @@ def test_check_names_a_topic_that_does_not_exist(bus: Any) -> None:
         sub.close()
 
 
+def test_a_first_subscription_at_latest_is_a_routine_gap_once_open(bus: Any) -> None:
+    servicer, chan = bus
+    sub = subscriber(chan, Session())
+    try:
+        sub.start(dict)  # nothing stored: LATEST
+        gap = take(sub, 1)[0]
+    finally:
+        sub.close()
+    assert servicer.firsts[0].replay_preset == pb.ReplayPreset.LATEST
+    assert isinstance(gap, Gap) and gap.routine  # what came before is polled, after it
+
+
+def test_a_new_lead_resumes_from_what_is_stored_then(bus: Any) -> None:
+    servicer, chan = bus
+    leading = threading.Event()
+    stored: dict[str, bytes | None] = {TOPIC: b"1"}
+    session = Session()
+    sub = Subscriber(
+        chan, [TOPIC], auth=session.auth, renew=session.renew, leading=leading.is_set, batch=1
+    )
+    try:
+        sub.start(lambda: dict(stored))
+        leading.set()
+        assert isinstance(take(sub, 1)[0], Change)
+        wait_connected(sub, True)
+        leading.clear()  # another instance leads, and takes events in up to the fifth
+        wait_connected(sub, False)
+        stored[TOPIC] = b"5"
+        leading.set()  # this one leads again
+        again = take(sub, 1)
+    finally:
+        sub.close()
+    assert [f.replay_id for f in servicer.firsts] == [b"1", b"5"]
+    assert [getattr(c, "replay_id", None) for c in again] == [b"6"]
+
+
 def test_only_the_leader_subscribes(bus: Any) -> None:
     servicer, chan = bus
     leading = threading.Event()
     session = Session()
     sub = Subscriber(chan, [TOPIC], auth=session.auth, renew=session.renew, leading=leading.is_set)
     try:
-        sub.start({TOPIC: b"1"})
+        sub.start(lambda: {TOPIC: b"1"})
         time.sleep(1.0)
         assert servicer.firsts == []  # another instance leads: no stream
         leading.set()
         assert isinstance(take(sub, 1)[0], Change)
         leading.clear()  # stepped down: the stream is cancelled, quietly
-        deadline = time.monotonic() + 10
-        while sub.states[TOPIC].connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not sub.states[TOPIC].connected
+        wait_connected(sub, False)
     finally:
         sub.close()
     assert sub.states[TOPIC].drops == 0
