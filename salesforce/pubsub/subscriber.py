@@ -7,8 +7,10 @@ CA bundle (``ORDERFLOW_SF_CA_BUNDLE``). Every call carries the gateway's session
 
 - **Schemas** come from ``GetSchema`` once per schema id; payloads are Avro (fastavro), the
   header's ``changedFields`` bitmap is read against the schema (:mod:`.changed_fields`).
-- **Flow control.** A stream asks for :data:`BATCH` events, then for as many more as the
-  daemon reports consumed (:meth:`Subscriber.consumed`): a slow daemon slows the stream.
+- **Flow control.** A stream asks for :data:`BATCH` events and, as they arrive, for as many
+  more while fewer than ``backlog`` wait for the daemon (a server ends a stream with nothing
+  requested, so a cycle busy for minutes must not make a gap); past it, for as many more as
+  the daemon reports consumed (:meth:`Subscriber.consumed`): a slow daemon slows the stream.
 - **Resuming.** Each time this instance starts leading, a stream starts after the replay id
   the store holds then (``resume``: what the last leader took in, itself or another), else
   at LATEST; after a drop it resumes after the last event it received.
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "api.pubsub.salesforce.com:7443"
 #: Events asked for when a stream opens (and the most in the daemon's hands per topic).
 BATCH = 100
+#: Events received and not yet taken in by the daemon before a stream waits for it.
+BACKLOG = 1_000
 MAX_BACKOFF = 60.0
 #: Seconds between looks at the stop flag and leadership while a stream is open.
 TICK = 0.5
@@ -200,6 +204,7 @@ class Subscriber:
         leading: Callable[[], bool] = lambda: True,
         notify: Callable[[], None] = lambda: None,
         batch: int = BATCH,
+        backlog: int = BACKLOG,
         rng: random.Random | None = None,
     ) -> None:
         self.stub = PubSubStub(chan)  # type: ignore[no-untyped-call]
@@ -210,6 +215,7 @@ class Subscriber:
         self.leading = leading
         self.notify = notify
         self.batch = batch
+        self.backlog = backlog
         self.rng = rng or random.Random()
         self.schemas = Schemas()
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
@@ -220,6 +226,8 @@ class Subscriber:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        #: Events per topic received past the backlog and not asked for again yet.
+        self._owed: dict[str, int] = {}
 
     # -- the daemon's side ------------------------------------------------------------------
     def check(self, timeout: float = 10.0) -> dict[str, str]:
@@ -249,7 +257,14 @@ class Subscriber:
             thread.start()
 
     def consumed(self, topic: str, count: int) -> None:
-        """The daemon took ``count`` events of ``topic`` in: ask for as many more."""
+        """The daemon took ``count`` events of ``topic`` in: ask again for those of them the
+        stream has not asked again for on arrival (they came past the backlog)."""
+        with self._lock:
+            owed = min(count, self._owed.get(topic, 0))
+            self._owed[topic] = self._owed.get(topic, 0) - owed
+        self._ask(topic, owed)
+
+    def _ask(self, topic: str, count: int) -> None:
         requests = self._requests.get(topic)
         if requests is not None and count > 0:
             requests.put(pb.FetchRequest(topic_name=topic, num_requested=count))
@@ -336,6 +351,8 @@ class Subscriber:
             )
         )
         self._requests[topic] = requests
+        with self._lock:
+            self._owed[topic] = 0  # a new stream: its first request asks afresh
         auth = self.auth()
         call = self.stub.Subscribe(_drain(requests), metadata=auth.metadata())
         threading.Thread(
@@ -365,6 +382,8 @@ class Subscriber:
         finally:
             requests.put(None)
             call.cancel()
+        if self._stop.is_set():
+            return "fine"  # closed by the daemon: the server's end is no drop
         return self._dropped(topic, reason, gap=was_connected)
 
     def _watch(self, topic: str, call: Any, latest: bool) -> None:
@@ -399,6 +418,12 @@ class Subscriber:
                 continue
             state.replay_id, state.last_event_at = change.replay_id, datetime.now(UTC)
             self._deliver(change)
+        received = len(response.events)
+        if received and self.deliveries.qsize() < self.backlog:
+            self._ask(topic, received)  # the stream keeps what it had asked for
+        elif received:
+            with self._lock:
+                self._owed[topic] = self._owed.get(topic, 0) + received
 
     def _deliver(self, item: Delivery) -> None:
         self.deliveries.put(item)

@@ -162,10 +162,18 @@ def take(sub: Subscriber, count: int) -> list[Change | Gap]:
     return [sub.deliveries.get(timeout=10) for _ in range(count)]
 
 
-def subscriber(chan: grpc.Channel, session: Session, batch: int = 3) -> Subscriber:
+def subscriber(
+    chan: grpc.Channel, session: Session, batch: int = 3, backlog: int | None = None
+) -> Subscriber:
     wake = threading.Event()
     return Subscriber(
-        chan, [TOPIC], auth=session.auth, renew=session.renew, notify=wake.set, batch=batch
+        chan,
+        [TOPIC],
+        auth=session.auth,
+        renew=session.renew,
+        notify=wake.set,
+        batch=batch,
+        backlog=0 if backlog is None else backlog,  # 0: asks only for what is consumed
     )
 
 
@@ -198,6 +206,28 @@ def test_events_are_decoded_with_one_schema_call_and_flow_control(bus: Any) -> N
     assert servicer.schema_calls == 1
     assert servicer.firsts[0].replay_preset == pb.ReplayPreset.CUSTOM
     assert servicer.requested[:2] == [3, 3]
+
+
+def test_a_busy_daemon_keeps_the_stream_asking_up_to_the_backlog(bus: Any) -> None:
+    """A server ends a stream with nothing requested: while the daemon is busy (nothing
+    consumed) the stream asks again for what arrives, until the backlog is full."""
+    servicer, chan = bus
+    sub = subscriber(chan, Session(), batch=3, backlog=5)
+    try:
+        sub.start(lambda: {TOPIC: b"1"})  # 2..7: six events, more than the first three asked for
+        deadline = time.monotonic() + 10
+        while sub.deliveries.qsize() < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sub.deliveries.qsize() == 6  # none consumed, all six came
+        # Asked on arrival for each of the first four (the queue under five), then owed.
+        assert sum(servicer.requested) == 3 + 4
+        sub.consumed(TOPIC, 6)  # the daemon took them in: the owed two are asked for
+        deadline = time.monotonic() + 10
+        while sum(servicer.requested) < 9 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(servicer.requested) == 9
+    finally:
+        sub.close()
 
 
 def test_a_dropped_stream_is_a_gap_and_resumes_after_the_last_event(bus: Any) -> None:
@@ -281,6 +311,8 @@ def test_a_new_lead_resumes_from_what_is_stored_then(bus: Any) -> None:
         wait_connected(sub, True)
         leading.clear()  # another instance leads, and takes events in up to the fifth
         wait_connected(sub, False)
+        while not sub.deliveries.empty():
+            sub.deliveries.get_nowait()  # what the old stream brought, up to the seventh
         stored[TOPIC] = b"5"
         leading.set()  # this one leads again
         again = take(sub, 1)
