@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon import poll
+from daemon import poll, store
 from daemon.context import Context
 from daemon.invoices import DOCUMENT_FIELD, SYNC_FIELD
 from daemon.models import EventReplay, SfBudget, SourceRecord
@@ -140,7 +140,7 @@ def _take(ctx: Context, stream: EventStream, batch: list[Delivery]) -> poll.Poll
     changes = [d for d in batch if isinstance(d, Change)]
     gaps = [d for d in batch if isinstance(d, Gap) or d.is_gap]
     report = poll.PollReport()
-    if gaps:
+    if gaps and not _polled_past(ctx, gaps):
         report = _poll_gap(ctx, stream, gaps)
     orders: set[str] = set()
     invoices: set[str] = set()
@@ -217,6 +217,19 @@ def _orders_of_lines(ctx: Context, session: Session, line_ids: set[str]) -> set[
         for answer in ctx.gateway.query_many(queries):
             found.update(str(r["OrderId"]) for page in answer for r in page if r.get("OrderId"))
     return found
+
+
+def _polled_past(ctx: Context, gaps: list[Delivery]) -> bool:
+    """Whether these are only first subscriptions' gaps and the poll's watermarks are past
+    the moment each stream opened: the poll (at start, or on taking the lead) has read what
+    came before them, and a second poll would only read its overlap again."""
+    opened = [g.opened_at for g in gaps if isinstance(g, Gap) and g.routine]
+    stamps = [o for o in opened if o is not None]
+    if len(stamps) < len(gaps):
+        return False
+    with ctx.sessions() as session:
+        marks = [store.watermark(session, obj) for obj in poll.polled_fields(ctx).objects]
+    return all(m is not None and m >= max(stamps) for m in marks)
 
 
 def _poll_gap(ctx: Context, stream: EventStream, gaps: list[Delivery]) -> poll.PollReport:

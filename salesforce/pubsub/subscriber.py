@@ -101,6 +101,9 @@ class Gap:
     reason: str
     #: A first subscription (no replay id stored): the poll is routine, not trouble.
     routine: bool = False
+    #: When the stream it follows opened (a LATEST subscription): a poll whose window
+    #: reaches past it has already read what came before.
+    opened_at: datetime | None = None
 
 
 Delivery = Change | Gap
@@ -400,9 +403,8 @@ class Subscriber:
                 log.info("subscribed to %s", topic, extra={"topic": topic})
                 if latest:
                     because = self._latest_because.pop(topic, None)
-                    self._deliver(
-                        Gap(topic, because or "first subscription, at LATEST", not because)
-                    )
+                    reason = because or "first subscription, at LATEST"
+                    self._deliver(Gap(topic, reason, not because, datetime.now(UTC)))
 
     def _take(self, topic: str, response: Any, auth: Auth) -> None:
         state = self.states[topic]

@@ -196,6 +196,24 @@ def test_a_restart_resumes_after_the_stored_replay_id(
     assert plan_of(ctx2, missed) is not None
 
 
+def test_a_first_subscription_is_polled_over_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
+) -> None:
+    before = world.add_order(PRODUCT)  # activated before the daemon first starts
+    ctx = streaming(world, monkeypatch)  # nothing stored: every stream at LATEST
+    closing.append(ctx)
+    assert ctx.events is not None
+    sub = ctx.events.subscriber
+    wait_until(lambda: sub.deliveries.qsize() >= len(sub.topics), "the LATEST gaps")
+    run_cycle(ctx)  # its poll reads past the moment the streams opened
+    assert polls[0] == 1 and ctx.events.gaps == 0  # the gaps cost no second poll
+    assert plan_of(ctx, before) is not None
+    later = Gap("/data/OrderChangeEvent", "first subscription", True, ctx.clock())
+    ctx.events.pending.append(later)  # a stream opened after the last poll (a new leader's)
+    run_cycle(ctx)
+    assert ctx.events.gaps == 1  # polled over
+
+
 def test_a_new_leader_resumes_after_what_the_last_one_took_in(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
