@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from daemon.context import Context
@@ -80,6 +81,7 @@ def open_stream(
     ``ctx.events`` (None: polling only). ``cdc`` refuses to start when the subscription
     cannot work (an endpoint down for a moment is retried instead)."""
     if settings.sf_events == "off":
+        forget_state(ctx)
         return None
     leading = ctx.membership  # only the leader reads the org (daemon.instances)
     sub = subscriber(
@@ -95,6 +97,7 @@ def open_stream(
         if settings.sf_events == "auto":
             log.info("change events off, polling only (ORDERFLOW_SF_EVENTS=auto): %s", exc)
             sub.close()
+            forget_state(ctx)
             return None
         if not exc.passing:
             sub.close()
@@ -127,6 +130,12 @@ def session_auth(gateway: SalesforceGateway) -> Auth:
     token = str(gateway.sf.session_id)
     org = identity_ids(gateway)[0] or to18(token.split("!")[0])
     return Auth(token, f"https://{gateway.sf.sf_instance}", org)
+
+
+def forget_state(ctx: Context) -> None:
+    """Polling only: `orderflow status` must not show an earlier run's stream as current."""
+    with ctx.sessions.begin() as session:
+        session.execute(delete(SfBudget).where(SfBudget.name == STATE))
 
 
 def saved_state(session: Session) -> dict[str, Any] | None:

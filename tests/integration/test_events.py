@@ -317,6 +317,11 @@ def test_status_shows_the_event_stream(
     topic = shown["topics"]["/data/OrderChangeEvent"]
     assert topic["connected"] is True and topic["replay_id"]
     assert shown["last_event_at"] is not None
+    subscription.close_stream(ctx)  # restarted with ORDERFLOW_SF_EVENTS=off
+    off = world.context(monkeypatch, sf_events="off")
+    assert subscription.open_stream(off, load_settings()) is None
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] is None  # not the old stream's state
 
 
 def test_auto_without_a_pubsub_server_polls(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
