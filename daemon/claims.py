@@ -21,6 +21,7 @@ fall out with "no answer after N resends" instead of sending it again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
@@ -52,13 +53,22 @@ def claim(
     *,
     shared: bool,
     max_resends: int | None = None,
+    system: str | None = None,
+    busy: Collection[int] = (),
 ) -> list[Task]:
     """Lease up to ``limit`` due callouts to ``owner``; the tasks, intent and lease written.
 
     The caller commits (one short transaction) before sending anything. An interrupted
     dispatch already resent ``max_resends`` times falls out here and is not returned.
+    ``system``: only its callouts (the pipeline's workers claim per system); ``busy``: the
+    caller's own dispatches still out or being recorded, which are not interrupted ones.
     """
-    query = select(Task).where(due_callouts(owner, shared=shared)).order_by(Task.id).limit(limit)
+    due = due_callouts(owner, shared=shared)
+    if system is not None:
+        due &= Task.system == system
+    if busy:
+        due &= Task.id.not_in(list(busy))
+    query = select(Task).where(due).order_by(Task.id).limit(limit)
     if shared:
         query = query.with_for_update(skip_locked=True)
     tasks: list[Task] = []

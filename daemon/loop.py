@@ -40,6 +40,7 @@ from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
+from daemon.pipeline import Pipeline
 from daemon.retention import prune_history
 from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 MIN_WAIT = 0.001
 #: The longest back-off after unexpected errors in a row.
 MAX_BACKOFF = 300.0
+#: With a dispatch pipeline, the wait after a cycle is at least this many times the
+#: cycle's own duration (the cycle then takes at most a third of the time).
+BESIDE = 2.0
 
 
 def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = None) -> None:
@@ -64,10 +68,11 @@ def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = N
     signal.signal(signal.SIGINT, handle)
 
 
-def safe_cycle(ctx: Context) -> CycleReport | None:
-    """One cycle; passing failures are logged and left to the next cycle (None then)."""
+def safe_cycle(ctx: Context, pipeline: Pipeline | None = None) -> CycleReport | None:
+    """One cycle (its dispatch the ``pipeline``'s, if given); passing failures are logged
+    and left to the next cycle (None then)."""
     try:
-        report = run_cycle(ctx)
+        report = run_cycle(ctx) if pipeline is None else run_cycle(ctx, pipeline.pulse)
     except RetriableError as exc:
         log.warning("cycle interrupted, will retry: %s", exc)
         return None
@@ -166,6 +171,7 @@ def run_forever(
     wakeup: Wakeup | None = None,
     jeopardy_interval: float | None = 30.0,
     retention_days: int = 90,
+    pipeline: Pipeline | None = None,
 ) -> None:
     """Run cycles, ``interval`` seconds apart, and a jeopardy sweep every
     ``jeopardy_interval`` seconds (None: none), until ``stop`` is set.
@@ -174,6 +180,10 @@ def run_forever(
     that is running finishes before the loop sees the event; each of its steps commits on
     its own, so if systemd's ``TimeoutStopSec`` kills it first, the next start resends what
     was in flight under the same idempotency keys (nothing is lost or doubled).
+
+    With a ``pipeline`` (``orderflow run``), callouts are sent by its threads beside the
+    cycles from start to stop (daemon.pipeline); stopping, its calls out finish and are
+    recorded before this returns.
     """
     notifier = notifier or Notifier()
     heartbeat = heartbeat or Heartbeat(stale_after(interval))
@@ -189,9 +199,14 @@ def run_forever(
             notifier.ready("first cycle: polling Salesforce")
         else:
             notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
-        report = safe_cycle(ctx)
+        started = time.monotonic()
+        report = safe_cycle(ctx) if pipeline is None else safe_cycle(ctx, pipeline)
         heartbeat.cycle_ended()
         wait = next_wait(ctx, interval, report)
+        if pipeline is not None:
+            # Beside the pipeline the cycle takes a share of the process, not all of it:
+            # polling and writing back as fast as they can would slow the callouts down.
+            wait = max(wait, BESIDE * (time.monotonic() - started))
         notifier.status(_describe(heartbeat.cycles, report, wait))
         cycles.interval = max(wait, MIN_WAIT)  # schedule re-arms the job with it on return
 
@@ -216,6 +231,8 @@ def run_forever(
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     scheduler.every().hour.do(housekeeping)
     failures = 0
+    if pipeline is not None:
+        pipeline.start()
     try:
         while not stop.is_set():
             try:
@@ -236,6 +253,8 @@ def run_forever(
             if pulse.wait(stop, idle, interval, wakeup):
                 cycles.next_run = datetime.now()  # another instance made work: cycle now
     finally:
+        if pipeline is not None:
+            pipeline.stop()  # the calls out finish and are recorded
         event.remove(ctx.sessions, "after_commit", on_commit)
     notifier.stopping("stopped")
     log.info("stopped")
