@@ -35,7 +35,7 @@ from daemon.fallout import fail
 from daemon.jeopardy import SlaCache
 from daemon.metrics import submit_timed
 from daemon.models import Plan, Task
-from daemon.systems import correlation_for, hold_for_offline, offline_systems
+from daemon.systems import hold_for_offline, offline_systems
 from downstream.protocol import Outcome, SubmitResult, SystemOffline, TaskRequest
 from orchestration.contracts import PayloadError
 from orchestration.errors import RecordError, RetriableError
@@ -123,9 +123,11 @@ def claim_requests(
             system=system,
             busy=busy,
         )
+        if not due:
+            return []
         plan_ids = {task.plan_id for task in due}
         rows = session.execute(select(Plan.id, Plan.order_id).where(Plan.id.in_(plan_ids)))
-        order_ids = {plan_id: order_id for plan_id, order_id in rows} if due else {}
+        order_ids = {plan_id: order_id for plan_id, order_id in rows}
         return [(task.id, _request(task, order_ids[task.plan_id])) for task in due]
 
 
@@ -170,14 +172,14 @@ def send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
     return Answer(task_id, result)
 
 
-def _request(task: Task, order_id: str) -> TaskRequest:
+def _request(task: claims.Claim, order_id: str) -> TaskRequest:
     return TaskRequest(
         system=task.system or "",
         action=task.action or "",
         idempotency_key=task.idempotency_key,
         step_ref=f"{order_id}/{task.step_id}/r{task.revision}",
         payload=task.payload,
-        correlation=correlation_for(task),
+        correlation=task.correlation_token,
         rule=task.rule,
         key=task.key,
     )
