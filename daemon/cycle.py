@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from daemon.advance import AdvanceReport, advance_plans
@@ -57,7 +57,11 @@ class CycleReport:
         return ", ".join(spent) or "under 10 ms a phase"
 
 
-def run_cycle(ctx: Context, dispatcher: Callable[[Context], int] = dispatch) -> CycleReport:
+def run_cycle(
+    ctx: Context,
+    dispatcher: Callable[[Context], int] = dispatch,
+    ingesting: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> CycleReport:
     """One cycle. Every instance advances plans and dispatches, each taking other plans and
     tasks; only the leader (daemon.instances: always, on SQLite) polls Salesforce, plans,
     polls statuses and writes back, so those never run twice at once against one org.
@@ -65,19 +69,21 @@ def run_cycle(ctx: Context, dispatcher: Callable[[Context], int] = dispatch) -> 
     ``dispatcher`` sends the callouts due: :func:`daemon.dispatch.dispatch` in the cycle
     (``sync --once``, the tests), or, under ``orderflow run``, the pipeline's wake-up
     (daemon.pipeline: its workers send continuously beside the cycle), which returns what
-    they sent since the last cycle."""
+    they sent since the last cycle. The leader's poll and what plans its findings run
+    inside ``ingesting`` (the pipeline's :meth:`~daemon.pipeline.Pipeline.quiet`)."""
     report = CycleReport()
     phase = report.phase
     if ctx.membership.leading:
-        with phase("poll"):
-            report.polled, report.planned = poll_orders(ctx)
-        with phase("events"):
-            _add_events(report, take_events(ctx))  # records change events name (daemon.events)
-        with phase("amend"):
-            cancel_in_flight(ctx)  # running steps a change made unnecessary (daemon.amend)
-            release_held(ctx)  # held orders the crosswalk or new rules now let plan
-        with phase("invoices"):
-            plan_invoices(ctx)  # posted Invoices become ERP transfer plans
+        with ingesting():
+            with phase("poll"):
+                report.polled, report.planned = poll_orders(ctx)
+            with phase("events"):
+                _add_events(report, take_events(ctx))  # records change events name
+            with phase("amend"):
+                cancel_in_flight(ctx)  # running steps a change made unnecessary
+                release_held(ctx)  # held orders the crosswalk or new rules now let plan
+            with phase("invoices"):
+                plan_invoices(ctx)  # posted Invoices become ERP transfer plans
         with phase("systems"):
             check_systems(ctx)  # systems offline or back (daemon.systems)
     with phase("advance"):

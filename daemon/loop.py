@@ -52,9 +52,6 @@ log = logging.getLogger(__name__)
 MIN_WAIT = 0.001
 #: The longest back-off after unexpected errors in a row.
 MAX_BACKOFF = 300.0
-#: With a dispatch pipeline, the wait after a cycle is at least this many times the
-#: cycle's own duration (the cycle then takes at most a third of the time).
-BESIDE = 2.0
 
 
 def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = None) -> None:
@@ -72,7 +69,10 @@ def safe_cycle(ctx: Context, pipeline: Pipeline | None = None) -> CycleReport | 
     """One cycle (its dispatch the ``pipeline``'s, if given); passing failures are logged
     and left to the next cycle (None then)."""
     try:
-        report = run_cycle(ctx) if pipeline is None else run_cycle(ctx, pipeline.pulse)
+        if pipeline is None:
+            report = run_cycle(ctx)
+        else:
+            report = run_cycle(ctx, pipeline.pulse, pipeline.quiet)
     except RetriableError as exc:
         log.warning("cycle interrupted, will retry: %s", exc)
         return None
@@ -199,14 +199,9 @@ def run_forever(
             notifier.ready("first cycle: polling Salesforce")
         else:
             notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
-        started = time.monotonic()
-        report = safe_cycle(ctx) if pipeline is None else safe_cycle(ctx, pipeline)
+        report = safe_cycle(ctx, pipeline)
         heartbeat.cycle_ended()
         wait = next_wait(ctx, interval, report)
-        if pipeline is not None:
-            # Beside the pipeline the cycle takes a share of the process, not all of it:
-            # polling and writing back as fast as they can would slow the callouts down.
-            wait = max(wait, BESIDE * (time.monotonic() - started))
         notifier.status(_describe(heartbeat.cycles, report, wait))
         cycles.interval = max(wait, MIN_WAIT)  # schedule re-arms the job with it on return
 

@@ -79,7 +79,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 wakeup=wakeup,
                 jeopardy_interval=settings.jeopardy_interval,
                 retention_days=settings.retention_days,
-                pipeline=Pipeline(ctx, idle=settings.poll_interval),
+                pipeline=Pipeline(ctx),
             )
     finally:
         subscription.close_stream(ctx)

@@ -9,13 +9,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from daemon import cycle as cycle_module
 from daemon import db, instances
+from daemon import pipeline as pipeline_module
 from daemon.context import Context
-from daemon.cycle import run_cycle
+from daemon.cycle import advance_plans, run_cycle
 from daemon.models import Task
 from daemon.pipeline import Pipeline
 from tests.integration.downstream_world import swap_stub, tasks
@@ -86,6 +89,38 @@ def test_each_system_gets_its_concurrency_at_most_and_nothing_out_is_resent(
     assert stats["peak_in_flight"] == 3, "three calls at once, never more"
     assert (stats["effects"], stats["replays"], stats["duplicates"]) == (12, 0, 0)
     assert eventually(lambda: settled(ctx))
+
+
+def test_the_lanes_claim_nothing_while_the_leader_polls_and_plans(
+    world: World, monkeypatch, pipelines
+):
+    world.add_order("PLAT-PRO", "ADD-SSO")
+    ctx = world.context(monkeypatch, rules_file=RULES)
+    pipeline = pipelines(ctx, idle=3600)
+    claimed_open: list[bool] = []
+    claim = pipeline_module.claim_requests
+
+    def watched_claim(*args: Any, **kwargs: Any) -> Any:
+        claimed_open.append(pipeline.open.is_set())
+        return claim(*args, **kwargs)
+
+    polled_open: list[bool] = []
+    poll = cycle_module.poll_orders
+
+    def watched_poll(ctx: Context) -> tuple[int, int]:
+        polled_open.append(pipeline.open.is_set())
+        found = poll(ctx)
+        advance_plans(ctx)  # callouts due while the leader still ingests,
+        pipeline.wake()  # and the lanes woken, as a recorded answer wakes them
+        time.sleep(0.3)  # time for a lane that ignored the gate to claim
+        return found
+
+    monkeypatch.setattr(pipeline_module, "claim_requests", watched_claim)
+    monkeypatch.setattr(cycle_module, "poll_orders", watched_poll)
+    run_cycle(ctx, pipeline.pulse, pipeline.quiet)
+    assert polled_open == [False], "the poll ran with the lanes held"
+    assert eventually(lambda: settled(ctx)), "and they went on once it was done"
+    assert claimed_open and all(claimed_open), "no claim while the leader ingested"
 
 
 def test_a_stop_lets_the_calls_out_finish_and_records_their_answers(
