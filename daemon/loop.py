@@ -73,6 +73,7 @@ def safe_cycle(ctx: Context, pipeline: Pipeline | None = None) -> CycleReport | 
             report = run_cycle(ctx)
         else:
             report = run_cycle(ctx, pipeline.pulse, pipeline.quiet)
+            report.dispatched += pipeline.sent()  # and what went out since the pulse
     except RetriableError as exc:
         log.warning("cycle interrupted, will retry: %s", exc)
         return None
@@ -199,7 +200,7 @@ def run_forever(
             notifier.ready("first cycle: polling Salesforce")
         else:
             notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
-        report = safe_cycle(ctx, pipeline)
+        report = safe_cycle(ctx) if pipeline is None else safe_cycle(ctx, pipeline)
         heartbeat.cycle_ended()
         wait = next_wait(ctx, interval, report)
         notifier.status(_describe(heartbeat.cycles, report, wait))

@@ -84,8 +84,13 @@ class Pipeline:
 
     def pulse(self, _ctx: Context | None = None) -> int:
         """The cycle's dispatch phase: wake the lanes (the cycle may have made callouts
-        due); the number of dispatches sent since the last pulse."""
+        due); the number of dispatches sent since the last count (:meth:`sent`)."""
         self.wake()
+        return self.sent()
+
+    def sent(self) -> int:
+        """Dispatches sent since the last count (the loop counts again at a cycle's end:
+        what went out during a long writeback is told in that cycle's line)."""
         with self._lock:
             sent, self._sent = self._sent, 0
         return sent
