@@ -142,7 +142,7 @@ def claim(
     tokens = {i: new_correlation_token() for i in ids}
     claimed = session.execute(
         update(Task)
-        .where(Task.id.in_(ids))
+        .where(Task.id.in_(ids) & due)  # still due (SQLite's rows are not locked by the read)
         .values(
             state=IN_PROGRESS,
             updated_at=case((ready, now), else_=Task.updated_at),
@@ -158,7 +158,7 @@ def claim(
         .returning(*_RETURNED)
         .execution_options(synchronize_session=False)
     ).all()
-    started = {r.id for r in rows if r.state == READY}
+    started = {r.id for r in rows if r.state == READY} & {r.id for r in claimed}
     if started:
         session.execute(
             insert(TaskEvent),
