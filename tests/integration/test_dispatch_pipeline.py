@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon import cycle as cycle_module
-from daemon import db, instances
-from daemon import pipeline as pipeline_module
+import daemon.poll
+from daemon import db, dispatch, instances
 from daemon.context import Context
 from daemon.cycle import advance_plans, run_cycle
 from daemon.models import Task
@@ -98,14 +97,14 @@ def test_the_lanes_claim_nothing_while_the_leader_polls_and_plans(
     ctx = world.context(monkeypatch, rules_file=RULES)
     pipeline = pipelines(ctx, idle=3600)
     claimed_open: list[bool] = []
-    claim = pipeline_module.claim_requests
+    claim = dispatch.claim_requests
 
     def watched_claim(*args: Any, **kwargs: Any) -> Any:
         claimed_open.append(pipeline.open.is_set())
         return claim(*args, **kwargs)
 
     polled_open: list[bool] = []
-    poll = cycle_module.poll_orders
+    poll = daemon.poll.poll_orders
 
     def watched_poll(ctx: Context) -> tuple[int, int]:
         polled_open.append(pipeline.open.is_set())
@@ -115,8 +114,8 @@ def test_the_lanes_claim_nothing_while_the_leader_polls_and_plans(
         time.sleep(0.3)  # time for a lane that ignored the gate to claim
         return found
 
-    monkeypatch.setattr(pipeline_module, "claim_requests", watched_claim)
-    monkeypatch.setattr(cycle_module, "poll_orders", watched_poll)
+    monkeypatch.setattr("daemon.pipeline.claim_requests", watched_claim)
+    monkeypatch.setattr("daemon.cycle.poll_orders", watched_poll)
     run_cycle(ctx, pipeline.pulse, pipeline.quiet)
     assert polled_open == [False], "the poll ran with the lanes held"
     assert eventually(lambda: settled(ctx)), "and they went on once it was done"
