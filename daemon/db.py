@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -93,6 +93,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def serialise_transactions(engine: Engine) -> None:
+    """On SQLite, make every transaction of ``engine`` begin IMMEDIATE: it takes the write
+    lock at its start, so its reads see no row another thread is about to change.
+
+    pysqlite begins a transaction only at the first write, so two threads of one process
+    (the dispatch pipeline's lanes and recorder, the loop, the listener) could each read a
+    task, then write it from what they read, one undoing the other. Busy waits follow
+    ``busy_timeout``. Nothing to do on PostgreSQL, whose writers lock the rows they change.
+    """
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _begin_immediate):
+        return
+    event.listen(engine, "begin", _begin_immediate)  # on every connection, old or new
+
+
+def _begin_immediate(connection: Connection) -> None:
+    # pysqlite's own transaction handling off: the BEGIN is ours (SQLAlchemy's recipe).
+    connection.connection.dbapi_connection.isolation_level = None  # type: ignore[union-attr]
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,11 +29,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import claims, store
+from daemon.advance import advance_plan
 from daemon.context import Context
 from daemon.fallout import fail
+from daemon.jeopardy import SlaCache
 from daemon.metrics import submit_timed
 from daemon.models import Plan, Task
-from daemon.systems import correlation_for, hold_for_offline
+from daemon.systems import hold_for_offline, offline_systems
 from downstream.protocol import Outcome, SubmitResult, SystemOffline, TaskRequest
 from orchestration.contracts import PayloadError
 from orchestration.errors import RecordError, RetriableError
@@ -67,7 +70,7 @@ def dispatch(ctx: Context) -> int:
 
 
 def _dispatch_batch(ctx: Context, batch: int) -> int:
-    claimed = _claim(ctx, batch)
+    claimed = claim_requests(ctx, batch)
     by_system: dict[str, list[tuple[int, TaskRequest]]] = defaultdict(list)
     for task_id, request in claimed:
         by_system[request.system].append((task_id, request))
@@ -78,13 +81,13 @@ def _dispatch_batch(ctx: Context, batch: int) -> int:
     pending: set[Future[Answer | None]] = set()
     try:
         for pool, work in pools:
-            pending.update(pool.submit(_send, ctx, task_id, request) for task_id, request in work)
+            pending.update(pool.submit(send, ctx, task_id, request) for task_id, request in work)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             # An unexpected error (the store is gone) stops the cycle loudly.
             answers = [answer for future in done if (answer := future.result()) is not None]
             for start in range(0, len(answers), RECORD_BATCH):
-                _record_each(ctx, answers[start : start + RECORD_BATCH])
+                record_answers(ctx, answers[start : start + RECORD_BATCH])
     finally:
         for pool, _ in pools:
             pool.shutdown(wait=True)
@@ -96,8 +99,15 @@ def _batch(ctx: Context) -> int:
     return ctx.concurrency * max(len(ctx.systems), 1) * 2
 
 
-def _claim(ctx: Context, limit: int | None = None) -> list[tuple[int, TaskRequest]]:
-    """Commit the intent and lease of up to ``limit`` due callouts; the requests to send."""
+def claim_requests(
+    ctx: Context,
+    limit: int | None = None,
+    *,
+    system: str | None = None,
+    busy: Collection[int] = (),
+) -> list[tuple[int, TaskRequest]]:
+    """Commit the intent and lease of up to ``limit`` due callouts (of ``system`` only, if
+    given; ``busy``: this process's dispatches still out); the requests to send."""
     limit = limit or _batch(ctx)
     now = ctx.clock()
     member = ctx.membership
@@ -110,8 +120,15 @@ def _claim(ctx: Context, limit: int | None = None) -> list[tuple[int, TaskReques
             limit,
             shared=member.shared,
             max_resends=ctx.max_resends,
+            system=system,
+            busy=busy,
         )
-        return [(task.id, _request(task, session)) for task in due]
+        if not due:
+            return []
+        plan_ids = {task.plan_id for task in due}
+        rows = session.execute(select(Plan.id, Plan.order_id).where(Plan.id.in_(plan_ids)))
+        order_ids = {plan_id: order_id for plan_id, order_id in rows}
+        return [(task.id, _request(task, order_ids[task.plan_id])) for task in due]
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,7 @@ class Answer:
     error: RetriableError | None = None
 
 
-def _send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
+def send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
     system = ctx.systems.get(request.system)
     try:
         if system is None:
@@ -155,27 +172,25 @@ def _send(ctx: Context, task_id: int, request: TaskRequest) -> Answer | None:
     return Answer(task_id, result)
 
 
-def _request(task: Task, session: Session) -> TaskRequest:
-    plan = session.get(Plan, task.plan_id)
-    assert plan is not None
+def _request(task: claims.Claim, order_id: str) -> TaskRequest:
     return TaskRequest(
         system=task.system or "",
         action=task.action or "",
         idempotency_key=task.idempotency_key,
-        step_ref=f"{plan.order_id}/{task.step_id}/r{task.revision}",
+        step_ref=f"{order_id}/{task.step_id}/r{task.revision}",
         payload=task.payload,
-        correlation=correlation_for(task),
+        correlation=task.correlation_token,
         rule=task.rule,
         key=task.key,
     )
 
 
-def _record_each(ctx: Context, answers: list[Answer]) -> None:
+def record_answers(ctx: Context, answers: list[Answer], *, advance: bool = False) -> None:
     """Record ``answers`` together; if that fails, each on its own, so a bad one (logged,
     its intent left to be resent) does not lose the others. A store that is gone is not
     retried answer by answer: the cycle stops and the intents stay."""
     try:
-        _record(ctx, answers)
+        _record(ctx, answers, advance)
     except OperationalError:
         raise
     except Exception:
@@ -183,13 +198,15 @@ def _record_each(ctx: Context, answers: list[Answer]) -> None:
             log.exception("recording the answer for task %d failed", answers[0].task_id)
             return
         for answer in answers:
-            _record_each(ctx, [answer])
+            record_answers(ctx, [answer], advance=advance)
 
 
-def _record(ctx: Context, answers: list[Answer]) -> None:
+def _record(ctx: Context, answers: list[Answer], advance: bool = False) -> None:
     """Commit a batch of answers in one transaction: each step's result and its plan's new
-    rollup together, the lease ended. A crash before the commit loses no effect: the
-    intents stay, and the resends carry the same idempotency keys.
+    rollup together, the lease ended; with ``advance`` (the pipeline), each plan advanced
+    too, so the steps that follow are due the moment this commits. A crash before the
+    commit loses no effect: the intents stay, and the resends carry the same idempotency
+    keys.
 
     Locked, the plans first and in id order, as every other writer locks them (plans, then
     their tasks), so no two transactions wait on each other in a circle; and a callback or
@@ -204,15 +221,21 @@ def _record(ctx: Context, answers: list[Answer]) -> None:
         by_id = select(Task).where(Task.id.in_(ids)).order_by(Task.id)
         tasks = {t.id: t for t in _locked(session, by_id)}
         touched: set[int] = set()
-        for answer in answers:
-            task = tasks.get(answer.task_id)
-            if task is None or task.state != StepState.IN_PROGRESS:
-                continue  # its callback arrived before this answer and finished it
-            _apply(ctx, session, task, answer, now)
-            ctx.answered(session, plans[task.plan_id].order_id, task, now)  # the system's key
-            touched.add(task.plan_id)
+        # One flush at the end, not one per answer (the keys learned below query the store).
+        with session.no_autoflush:
+            for answer in answers:
+                task = tasks.get(answer.task_id)
+                if task is None or task.state != StepState.IN_PROGRESS:
+                    continue  # its callback arrived before this answer and finished it
+                _apply(ctx, session, task, answer, now)
+                ctx.answered(session, plans[task.plan_id].order_id, task, now)  # system's key
+                touched.add(task.plan_id)
         for plan_id in sorted(touched):
             store.refresh_rollup(plans[plan_id], now)
+        if advance and touched:
+            offline, slas = offline_systems(ctx, session), SlaCache()
+            for plan_id in sorted(touched):
+                advance_plan(ctx, session, plans[plan_id], now, offline, slas)
 
 
 def _locked(session: Session, query: Select[_Row]) -> ScalarResult[_Row]:

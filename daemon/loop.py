@@ -40,6 +40,7 @@ from daemon.context import Context
 from daemon.cycle import CycleReport, run_cycle
 from daemon.health import Heartbeat, stale_after
 from daemon.jeopardy import safe_sweep
+from daemon.pipeline import Pipeline
 from daemon.retention import prune_history
 from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
@@ -64,10 +65,15 @@ def install_signal_handlers(stop: threading.Event, notifier: Notifier | None = N
     signal.signal(signal.SIGINT, handle)
 
 
-def safe_cycle(ctx: Context) -> CycleReport | None:
-    """One cycle; passing failures are logged and left to the next cycle (None then)."""
+def safe_cycle(ctx: Context, pipeline: Pipeline | None = None) -> CycleReport | None:
+    """One cycle (its dispatch the ``pipeline``'s, if given); passing failures are logged
+    and left to the next cycle (None then)."""
     try:
-        report = run_cycle(ctx)
+        if pipeline is None:
+            report = run_cycle(ctx)
+        else:
+            report = run_cycle(ctx, pipeline.pulse, pipeline.quiet)
+            report.dispatched += pipeline.sent()  # and what went out since the pulse
     except RetriableError as exc:
         log.warning("cycle interrupted, will retry: %s", exc)
         return None
@@ -166,6 +172,7 @@ def run_forever(
     wakeup: Wakeup | None = None,
     jeopardy_interval: float | None = 30.0,
     retention_days: int = 90,
+    pipeline: Pipeline | None = None,
 ) -> None:
     """Run cycles, ``interval`` seconds apart, and a jeopardy sweep every
     ``jeopardy_interval`` seconds (None: none), until ``stop`` is set.
@@ -174,6 +181,10 @@ def run_forever(
     that is running finishes before the loop sees the event; each of its steps commits on
     its own, so if systemd's ``TimeoutStopSec`` kills it first, the next start resends what
     was in flight under the same idempotency keys (nothing is lost or doubled).
+
+    With a ``pipeline`` (``orderflow run``), callouts are sent by its threads beside the
+    cycles from start to stop (daemon.pipeline); stopping, its calls out finish and are
+    recorded before this returns.
     """
     notifier = notifier or Notifier()
     heartbeat = heartbeat or Heartbeat(stale_after(interval))
@@ -189,7 +200,7 @@ def run_forever(
             notifier.ready("first cycle: polling Salesforce")
         else:
             notifier.status(f"cycle {heartbeat.cycles}: polling, dispatching, writing back")
-        report = safe_cycle(ctx)
+        report = safe_cycle(ctx) if pipeline is None else safe_cycle(ctx, pipeline)
         heartbeat.cycle_ended()
         wait = next_wait(ctx, interval, report)
         notifier.status(_describe(heartbeat.cycles, report, wait))
@@ -216,6 +227,8 @@ def run_forever(
         scheduler.every(jeopardy_interval).seconds.do(sweep)  # type: ignore[arg-type]
     scheduler.every().hour.do(housekeeping)
     failures = 0
+    if pipeline is not None:
+        pipeline.start()
     try:
         while not stop.is_set():
             try:
@@ -236,6 +249,8 @@ def run_forever(
             if pulse.wait(stop, idle, interval, wakeup):
                 cycles.next_run = datetime.now()  # another instance made work: cycle now
     finally:
+        if pipeline is not None:
+            pipeline.stop()  # the calls out finish and are recorded
         event.remove(ctx.sessions, "after_commit", on_commit)
     notifier.stopping("stopped")
     log.info("stopped")

@@ -20,7 +20,6 @@ from daemon import store
 from daemon.context import Context
 from daemon.models import Plan, SystemState, Task
 from downstream.guard import GuardedSystem
-from downstream.signing import new_correlation_token
 from orchestration.states import StepState
 
 log = logging.getLogger(__name__)
@@ -139,10 +138,3 @@ def hold_for_offline(ctx: Context, task_id: int, reason: str) -> None:
         plan = session.get(Plan, task.plan_id)
         if plan is not None:
             store.refresh_rollup(plan, now)
-
-
-def correlation_for(task: Task) -> str:
-    """The task's correlation token, made once and kept (a resend carries the same one)."""
-    if task.correlation_token is None:
-        task.correlation_token = new_correlation_token()
-    return task.correlation_token

@@ -36,6 +36,12 @@ def notify_on_commit(sessions: sessionmaker[Session]) -> None:
     event.listen(sessions, "before_commit", _before_commit)
 
 
+def moved(session: Session) -> None:
+    """Say that ``session`` moved a task with a Core statement (no TaskEvent object seen):
+    its commit notifies the others as an ORM move's does."""
+    session.info[_FLAG] = True
+
+
 def _moved(session: Session) -> bool:
     return any(isinstance(obj, TaskEvent) for obj in session.new)
 

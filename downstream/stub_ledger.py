@@ -46,6 +46,9 @@ class Ledger:
     duplicates: int = 0
     payload_doubles: int = 0
     callbacks_sent: int = 0
+    #: Authorised POSTs being served now, and the most at once (a client's concurrency).
+    in_flight: int = 0
+    peak_in_flight: int = 0
     effects: list[Effect] = field(default_factory=list)
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     steps: set[str] = field(default_factory=set)
@@ -112,6 +115,7 @@ class Ledger:
             "payload_doubles": self.payload_doubles,
             "pending": sum(1 for e in self.effects if e.state == "pending"),
             "callbacks_sent": self.callbacks_sent,
+            "peak_in_flight": self.peak_in_flight,
         }
 
 

@@ -95,6 +95,10 @@ def handler_for(stub: StubSystem) -> type[BaseHTTPRequestHandler]:
                 )
             if not stub._allowed(self.headers):
                 return self._send(HTTPStatus.UNAUTHORIZED, {"message": "bad or missing token"})
+            with stub.serving():
+                self._post(raw)
+
+        def _post(self, raw: bytes) -> None:
             stub._sleep()
             if self.path.startswith("/cancel/"):
                 return self._send(*stub._cancel(unquote(self.path[len("/cancel/") :])))

@@ -5,7 +5,8 @@ Each is a real HTTP server on 127.0.0.1 that takes a task as a JSON POST, honour
 and counts what it received (:mod:`downstream.stub_ledger`), so tests and the demo can
 prove exactly-once in effect. It behaves like the real thing where Orderflow must cope:
 
-- ``latency``: seconds (or a (low, high) range) before each answer;
+- ``latency``: seconds (or a (low, high) range) before each answer; ``stats()`` counts
+  the most calls served at once (``peak_in_flight``), a client's concurrency;
 - ``completion``: ``sync`` answers completed; ``status`` answers accepted and completes
   when ``GET /status/{ref}`` asks ``complete_after`` seconds later; ``callback`` answers
   accepted and POSTs a signed callback to ``callback_url`` after ``complete_after`` seconds
@@ -29,6 +30,8 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,6 +185,19 @@ class StubSystem:
     def stats(self) -> dict[str, Any]:
         with self._ledger.lock:
             return self._ledger.stats(self.name)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Around each authorised POST: counts the calls in flight (``peak_in_flight``)."""
+        with self._ledger.lock:
+            self._ledger.in_flight += 1
+            peak = max(self._ledger.peak_in_flight, self._ledger.in_flight)
+            self._ledger.peak_in_flight = peak
+        try:
+            yield
+        finally:
+            with self._ledger.lock:
+                self._ledger.in_flight -= 1
 
     def doubles(self) -> list[dict[str, Any]]:
         """Payloads that reached the system under more than one key (``payload_doubles``)."""

@@ -46,6 +46,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     from daemon.app import context
     from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
+    from daemon.pipeline import Pipeline
     from daemon.web import Listener, create_app, daemon_routes, listener_rules
 
     ctx = context(settings)
@@ -78,6 +79,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
                 wakeup=wakeup,
                 jeopardy_interval=settings.jeopardy_interval,
                 retention_days=settings.retention_days,
+                pipeline=Pipeline(ctx),
             )
     finally:
         subscription.close_stream(ctx)

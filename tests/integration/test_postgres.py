@@ -111,6 +111,31 @@ def test_two_instances_claiming_at_once_get_different_tasks_and_neither_waits(st
         assert claims.claim(session, "c", NOW, lease, 10, shared=True) == [], "all leased"
 
 
+def test_a_claim_never_waits_for_a_plan_another_transaction_holds(store):
+    """A recorder holds plans (then locks their tasks): a claim that waited for a plan could
+    close a circle with it. The claim locks tasks only; the one that would fall out (its
+    plan held) is left to a later claim."""
+    ready_tasks(store, 3)
+    with store.begin() as session:  # s0: interrupted, resent twice already
+        session.execute(
+            update(Task)
+            .where(Task.step_id == "s0")
+            .values(state="In Progress", dispatch_started_at=NOW, resends=2)
+        )
+    lease = timedelta(seconds=15)
+    with store.begin() as recorder:
+        recorder.execute(select(Plan).with_for_update()).all()
+        with store.begin() as session:
+            session.execute(text("SET LOCAL lock_timeout = '5s'"))  # a wait fails the test
+            claimed = claims.claim(session, "a", NOW, lease, 10, shared=True, max_resends=2)
+            assert [t.step_id for t in claimed] == ["s1", "s2"]
+    with store.begin() as session:  # the plan free again: s0 falls out now
+        assert claims.claim(session, "b", NOW, lease, 10, shared=True, max_resends=2) == []
+    with store() as session:
+        s0 = session.scalars(select(Task).where(Task.step_id == "s0")).one()
+        assert (s0.state, s0.lease_owner) == ("Fatally Failed", None)
+
+
 def test_two_instances_advancing_at_once_take_different_plans_and_neither_waits(store):
     due = [(str(n), NOW - timedelta(seconds=n)) for n in range(5)]
     later = ("later", NOW + timedelta(minutes=1))  # not due yet: neither takes it

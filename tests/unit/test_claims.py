@@ -164,3 +164,16 @@ def test_a_dispatch_resent_more_than_max_resends_times_without_an_answer_falls_o
     assert (task.state, task.message) == (StepState.FATALLY_FAILED, "no answer after 2 resends")
     assert (task.dispatch_started_at, task.lease_owner) == (None, None)
     assert last is not None and last.reason == "no answer after 2 resends"
+
+
+def test_a_resend_carries_the_correlation_token_of_the_first_send(sessions):
+    with sessions.begin() as session:
+        (first,) = claims.claim(session, "me", NOW, LEASE, 1, shared=False)
+    with sessions.begin() as session:
+        (again,) = claims.claim(session, "me", NOW, LEASE, 1, shared=False)
+    with sessions() as session:
+        stored = session.get(Task, first.id)
+        assert stored is not None
+    assert (again.id, again.attempts) == (first.id, 2)
+    assert first.correlation_token and again.correlation_token == first.correlation_token
+    assert stored.correlation_token == first.correlation_token

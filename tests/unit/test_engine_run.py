@@ -290,11 +290,11 @@ def _run_gated(engine: Engine, limit: int, orders: int) -> tuple[dict[str, int],
 
 
 def test_an_interrupted_dispatch_is_resent_with_the_same_key(engine: Engine):
-    from daemon.dispatch import _claim
+    from daemon.dispatch import claim_requests
 
     engine.plan("ADD-SSO")
     advance_plans(engine.ctx)
-    claimed = _claim(engine.ctx)  # the intent is committed ... and the process dies here
+    claimed = claim_requests(engine.ctx)  # the intent is committed ... and the process dies here
     assert {r.action for _, r in claimed} == {"sales-orders", "subscriptions"}
     erp = engine.task("erp_order.sales_order")
     assert (erp.state, erp.dispatch_started_at) == ("In Progress", START)
