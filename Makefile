@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 test: lint metadata lwc
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The Salesforce CLI's own library (package.json) converts salesforce/metadata as a deploy
 # would: any error fails the build. .ci/run installs it; here only when it is missing.
