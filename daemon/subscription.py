@@ -112,7 +112,7 @@ def open_stream(
     )
     ctx.events = stream
     sub.start(lambda: resume_points(ctx))  # read again each time this instance leads
-    log.info("change events: subscribed to %s", ", ".join(sub.topics))
+    log.info("change events: %s (streams open while this instance leads)", ", ".join(sub.topics))
     return stream
 
 
