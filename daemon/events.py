@@ -140,8 +140,9 @@ def _take(ctx: Context, stream: EventStream, batch: list[Delivery]) -> poll.Poll
     changes = [d for d in batch if isinstance(d, Change)]
     gaps = [d for d in batch if isinstance(d, Gap) or d.is_gap]
     report = poll.PollReport()
-    if gaps and not _polled_past(ctx, gaps):
-        report = _poll_gap(ctx, stream, gaps)
+    routine = all(isinstance(g, Gap) and g.routine for g in gaps)
+    if gaps and not (routine and _polled_past(ctx, gaps)):
+        report = _poll_gap(ctx, stream, gaps, routine=routine)
     orders: set[str] = set()
     invoices: set[str] = set()
     lines: set[str] = set()
@@ -220,24 +221,25 @@ def _orders_of_lines(ctx: Context, session: Session, line_ids: set[str]) -> set[
 
 
 def _polled_past(ctx: Context, gaps: list[Delivery]) -> bool:
-    """Whether these are only first subscriptions' gaps and the poll's watermarks are past
-    the moment each stream opened: the poll (at start, or on taking the lead) has read what
-    came before them, and a second poll would only read its overlap again."""
-    opened = [g.opened_at for g in gaps if isinstance(g, Gap) and g.routine]
-    stamps = [o for o in opened if o is not None]
-    if len(stamps) < len(gaps):
+    """Whether the poll's watermarks are past the moment each of these first subscriptions'
+    streams opened: the poll (at start, or on taking the lead) has read what came before
+    them, and a second poll would only read its overlap again."""
+    opened = [g.opened_at for g in gaps if isinstance(g, Gap)]
+    if None in opened:
         return False
+    latest = max(o for o in opened if o is not None)
     with ctx.sessions() as session:
         marks = [store.watermark(session, obj) for obj in poll.polled_fields(ctx).objects]
-    return all(m is not None and m >= max(stamps) for m in marks)
+    return all(m is not None and m >= latest for m in marks)
 
 
-def _poll_gap(ctx: Context, stream: EventStream, gaps: list[Delivery]) -> poll.PollReport:
+def _poll_gap(
+    ctx: Context, stream: EventStream, gaps: list[Delivery], *, routine: bool
+) -> poll.PollReport:
     """Poll every object over the span the stream may have missed: since the last committed
-    event, or, for a first subscription, since the poll's own watermarks."""
+    event, or, for first subscriptions only (``routine``), since the poll's watermarks."""
     with ctx.sessions() as session:
         stamps = session.scalars(select(EventReplay.committed_at)).all()
-    routine = all(isinstance(g, Gap) and g.routine for g in gaps)
     since = min(stamps) - MARGIN if stamps and not routine else None
     reasons = sorted({g.reason if isinstance(g, Gap) else g.change_type for g in gaps})
     log.log(

@@ -403,8 +403,14 @@ class Subscriber:
                 log.info("subscribed to %s", topic, extra={"topic": topic})
                 if latest:
                     because = self._latest_because.pop(topic, None)
-                    reason = because or "first subscription, at LATEST"
-                    self._deliver(Gap(topic, reason, not because, datetime.now(UTC)))
+                    self._deliver(
+                        Gap(
+                            topic,
+                            because or "first subscription, at LATEST",
+                            routine=because is None,
+                            opened_at=datetime.now(UTC),
+                        )
+                    )
 
     def _take(self, topic: str, response: Any, auth: Auth) -> None:
         state = self.states[topic]

@@ -226,6 +226,8 @@ def test_a_new_leader_resumes_after_what_the_last_one_took_in(
     run_cycle(leader)
     taken = world.add_order(PRODUCT)
     wait_until(lambda: cycled_until_planned(leader, taken), "the order planned from its event")
+    with leader.sessions() as session:
+        stored = set(session.scalars(select(EventReplay.topic)))
     subscription.close_stream(leader)  # the leader dies
     missed = world.add_order(PRODUCT)  # activated before another instance leads
     follower.membership._leading = True
@@ -236,7 +238,9 @@ def test_a_new_leader_resumes_after_what_the_last_one_took_in(
     def replayed() -> bool:
         while not queue.empty():
             item = queue.get_nowait()
-            assert isinstance(item, Change), f"no gap to poll over: {item}"
+            if isinstance(item, Gap):  # only a topic with nothing taken in starts at LATEST
+                assert item.routine and item.topic not in stored, f"a gap to poll over: {item}"
+                continue
             seen.update(item.record_ids)
         return missed in seen
 
