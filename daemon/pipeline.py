@@ -1,11 +1,12 @@
 """The dispatch pipeline: callouts go out continuously, at the pace the systems answer.
 
 - **A lane per system.** Each downstream system has a lane: a thread that claims its due
-  callouts and up to ``ORDERFLOW_DISPATCH_CONCURRENCY`` workers that send them. Once a
-  quarter of its workers are free (a worker is free when its answer is *recorded*, so the
-  claims go no faster than the recorder commits) the lane claims the next due callouts, as
-  many as there are free workers, in one short transaction that commits their intent and
-  lease (daemon.claims) before anything is sent. Then it sleeps on an Event until woken (a
+  callouts and ``ORDERFLOW_DISPATCH_CONCURRENCY`` workers that send them. The lane holds up
+  to two rounds of calls (one out, one claimed and queued for the next free worker; a
+  place is free again when its answer is *recorded*, so the claims go no faster than the
+  recorder commits): once a round's places are free it claims that many due callouts, in
+  one short transaction that commits their intent and lease (daemon.claims) before
+  anything is sent. Then it sleeps on an Event until woken (a
   recorded answer, the cycle's pulse, a stop): an idle lane does not poll the store.
 - **A recorder.** Every answer goes to one recorder thread, which commits the answers
   that came in together in one transaction (daemon.dispatch.record_answers): each step's
@@ -194,16 +195,19 @@ class _Lane:
             workers.shutdown(wait=True)  # the calls out finish; their answers are queued
 
     def _claim_and_send(self, workers: ThreadPoolExecutor) -> bool:
-        """Claim as many due callouts as there are free workers and send them; False when
+        """Claim due callouts for the free places and hand them to the workers; False when
         the store failed (tried again after :data:`RETRY` seconds).
 
-        Nothing is claimed while fewer than a quarter of the workers are free (unless all
-        are): one claim then serves several calls, not one each."""
+        A lane holds up to two rounds of its workers' calls: one out, one claimed and
+        queued behind it, so a worker that finishes takes the next call at once, not after
+        a claim. It claims only when a whole round's places are free (or it holds none):
+        one claim then serves a round of calls, not one or two (measured with instant
+        stubs: 1.5 calls a claim, the claims a third of the store's time)."""
         ctx = self.pipeline.ctx
         with self._lock:
-            free = ctx.concurrency - len(self._busy)
+            free = 2 * ctx.concurrency - len(self._busy)
             busy = set(self._busy)
-        if free < max(1, ctx.concurrency // 4) and busy:
+        if free < ctx.concurrency and busy:
             return True
         try:
             claimed = claim_requests(ctx, free, system=self.system, busy=busy)

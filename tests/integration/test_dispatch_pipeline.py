@@ -83,6 +83,12 @@ def test_each_system_gets_its_concurrency_at_most_and_nothing_out_is_resent(
     # Progress with its intent looks interrupted, so a lane taking its own would resend it.
     pipeline = pipelines(ctx, idle=0.05)
     run_cycle(ctx, pipeline.pulse)
+    # A second round is claimed and queued behind the three out: a worker that finishes
+    # takes the next call without waiting for a claim.
+    claimed = lambda: sum(  # noqa: E731
+        t.system == "billing" and t.state == "In Progress" for t in tasks(ctx)
+    )
+    assert eventually(lambda: claimed() == 6)
     assert eventually(lambda: world.stubs["provisioning"].stats()["effects"] == 12)
     stats = billing.stats()
     assert stats["peak_in_flight"] == 3, "three calls at once, never more"
@@ -209,3 +215,43 @@ def test_sqlite_transactions_of_several_threads_lose_no_update_once_serialised(
         total = conn.exec_driver_sql("SELECT n FROM counter").scalar_one()
     engine.dispose()
     assert total == (2 if serialised else 1)
+
+
+def test_a_serialised_sqlite_engine_gives_its_write_lock_back_however_a_transaction_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The process's write lock (daemon.db) goes back at a commit, a rollback, a connection
+    closed or invalidated mid-transaction: else the next writer waits and fails."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT", 2)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE seen (n INTEGER)")
+    db.serialise_transactions(engine)
+    with pytest.raises(ZeroDivisionError), engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO seen VALUES (1)")
+        raise ZeroDivisionError  # rolled back
+    closed = engine.connect()
+    closed.begin()
+    closed.exec_driver_sql("INSERT INTO seen VALUES (2)")
+    closed.close()  # rolled back by the close
+    invalidated = engine.connect()
+    invalidated.begin()
+    invalidated.exec_driver_sql("INSERT INTO seen VALUES (3)")
+    invalidated.invalidate()  # the DBAPI connection closed under it
+    invalidated.close()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO seen VALUES (4)")
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    other = threading.Thread(target=write)
+    other.start()
+    other.join()
+    with engine.connect() as conn:
+        rows = [n for (n,) in conn.exec_driver_sql("SELECT n FROM seen")]
+    engine.dispose()
+    assert errors == [] and rows == [4]
