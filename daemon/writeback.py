@@ -40,8 +40,9 @@ from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
 from salesforce.batches import TYPE, CollectionRequest, collection_requests
 from salesforce.fields import ORDER, WRITTEN_FIELDS, StatusFields
-from salesforce.gateway import WriteResult
+from salesforce.ingest import BULK_MIN
 from salesforce.poller import soql_datetime
+from salesforce.results import WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,15 @@ class Wave:
     examined: dict[str, int] = field(default_factory=dict)
 
 
-def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
+def write_back(
+    ctx: Context, batch: int = BATCH, *, late: bool = False, bulk_min: int = BULK_MIN
+) -> int:
     """Write what differs between the store and Salesforce: the Orders, their lines and
     tasks and the Invoices' transfers, in one batch. Returns the records written.
+
+    An object with ``bulk_min`` records or more to write in the pass (the first pass's
+    thousands of new tasks) goes in one Bulk API 2.0 job, a few calls however many records,
+    after the Composite calls of the rest.
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
     late it is: it is written when that changes (by the hour, sf_view.LATE_BY). While the
@@ -101,7 +108,9 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     if not wave.changes:
         _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
         return 0
-    requests = _requests(wave.changes, names, soql_datetime(now))
+    stamp = soql_datetime(now)
+    jobs, rest = _bulk_jobs(wave.changes, names, stamp, bulk_min)
+    requests = _requests(rest, names, stamp)
     try:
         answers = ctx.gateway.write(requests)
     except RetriableError as exc:
@@ -114,6 +123,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
         for record, result in zip(req.records, answer, strict=False):
             key = str(record.get(req.ext_field or "Id") or "")
             results[(req.sobject_of(record), key)] = result
+    for job in jobs:
+        results.update(_bulk_write(ctx, job))
     written = record_results(ctx, wave.changes, results, now, names)
     _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
     if not by_sweep:
@@ -142,6 +153,55 @@ def _invoice_changes(session: Session, plans: Sequence[Plan], now: datetime) -> 
         if diff:
             changes.append(Change(INVOICE, plan.order_id, None, diff))
     return changes
+
+
+@dataclass(frozen=True)
+class BulkJob:
+    """The records of one object a pass writes in one Bulk API 2.0 job."""
+
+    sobject: str
+    ext_field: str | None
+    records: list[dict[str, Any]]
+
+
+def _bulk_jobs(
+    changes: Sequence[Change], names: StatusFields, stamp: str, least: int
+) -> tuple[list[BulkJob], list[Change]]:
+    """A job per object with ``least`` records or more to write, its rows sorted by parent
+    (Salesforce processes a job in parallel chunks; a parent's children in one chunk do
+    not wait on each other's lock); the changes left for Composite calls."""
+    counts: dict[str, int] = {}
+    for c in changes:
+        counts[c.sobject] = counts.get(c.sobject, 0) + 1
+    bulky = {sobject for sobject, n in counts.items() if n >= least}
+    if not bulky:
+        return [], list(changes)
+    jobs = []
+    for sobject in sorted(bulky):
+        mine = sorted(
+            (c for c in changes if c.sobject == sobject),
+            key=lambda c: (c.parent_id or c.sf_id, c.sf_id),
+        )
+        is_task = sobject == names.task_object
+        key = names.task_key if is_task else "Id"
+        records = [{key: c.sf_id, **c.fields} for c in mine]
+        if sobject == ORDER:
+            for record in records:
+                record[names.order_updated] = stamp
+        jobs.append(BulkJob(sobject, names.task_key if is_task else None, records))
+    return jobs, [c for c in changes if c.sobject not in bulky]
+
+
+def _bulk_write(ctx: Context, job: BulkJob) -> dict[tuple[str, str], WriteResult]:
+    """The job's results known, by object and key; none when it could not be sent or
+    finished (its records are tried again, like those of a Composite call with no answer)."""
+    try:
+        answers = ctx.gateway.bulk_write(job.sobject, job.records, ext_field=job.ext_field)
+    except RetriableError as exc:
+        level = logging.WARNING if isinstance(exc, BudgetExhausted) else logging.INFO
+        log.log(level, "bulk writeback of %d %s put off: %s", len(job.records), job.sobject, exc)
+        return {}
+    return {(job.sobject, key): result for key, result in answers.items()}
 
 
 def _requests(

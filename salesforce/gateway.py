@@ -13,7 +13,8 @@ how it logs in) and, around every call:
 - retries what is worth retrying, with exponential back-off and jitter, never shorter
   than the ``Retry-After`` Salesforce asked for.
 
-Queries and writes are packed into Composite calls (:mod:`salesforce.batches`).
+Queries and writes are packed into Composite calls (:mod:`salesforce.batches`); many
+records of one object can go in one Bulk API 2.0 job instead (:mod:`salesforce.ingest`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from simple_salesforce.api import Salesforce
@@ -36,37 +37,30 @@ from tenacity import (
 )
 
 from orchestration.errors import BudgetExhausted, FatalError, RetriableError
+from salesforce import ingest
 from salesforce.batches import CollectionRequest, collection_requests, packs
 from salesforce.budget import PacePolicy, Pacer
 from salesforce.errors import (
-    TRANSIENT_CODES,
     SessionExpired,
     classify,
     error_code,
     error_message,
     translate,
 )
+from salesforce.results import WriteResult
 from salesforce.transport import ApiUsage, Watch, instrument
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_WAIT = 120.0
+#: A Bulk API 2.0 job is first looked at after its records at this rate (records a second,
+#: a guess: each look too early is one more call), then after each of JOB_WAITS (the last
+#: repeating); after JOB_PATIENCE seconds in all it is given up on (its records unknown).
+JOB_RATE = 2000.0
+JOB_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+JOB_PATIENCE = 900.0
 Relogin = Callable[[], Salesforce]
-
-
-class WriteResult(NamedTuple):
-    """One record's answer from an sObject Collections call."""
-
-    id: str
-    success: bool
-    code: str = ""
-    message: str = ""
-    created: bool = False
-
-    @property
-    def transient(self) -> bool:
-        return self.code in TRANSIENT_CODES
 
 
 class SalesforceGateway:
@@ -272,11 +266,115 @@ class SalesforceGateway:
                 out.append(_write_results(req, answer))
         return out
 
+    def bulk_write(
+        self, sobject: str, records: Sequence[dict[str, Any]], *, ext_field: str | None = None
+    ) -> dict[str, WriteResult]:
+        """Update records (each with ``Id``), or upsert them on ``ext_field``, in one Bulk API
+        2.0 job; waits for it to finish. The results known, by ``Id`` or external id: a
+        record left out is unknown (an unprocessed record, or one of a failed job), to be
+        written again. Worth it from :data:`salesforce.ingest.BULK_MIN` records."""
+        key = ext_field or "Id"
+        keys = [str(r[key]) for r in records]
+        spec: dict[str, Any] = {
+            "object": sobject,
+            "operation": "upsert" if ext_field else "update",
+            "contentType": "CSV",
+            "lineEnding": "LF",
+        }
+        if ext_field:
+            spec["externalIdFieldName"] = ext_field
+        job = self._call(
+            "bulk job", partial(_job_call, method="POST", path="", body=spec, timeout=self.timeout)
+        )
+        path = f"/{job['id']}"
+        data = ingest.to_csv(records, key)
+        self._call(
+            "bulk upload",
+            partial(_job_upload, path=f"{path}/batches", data=data, timeout=self.timeout),
+        )
+        done = {"state": "UploadComplete"}
+        self._call(
+            "bulk close",
+            partial(_job_call, method="PATCH", path=path, body=done, timeout=self.timeout),
+        )
+        info = self._finished(path, len(records))
+        state = str(info.get("state"))
+        failed: dict[str, WriteResult] = {}
+        if int(info.get("numberRecordsFailed") or 0):
+            text = self._call(
+                "bulk failed",
+                partial(_job_text, path=f"{path}/failedResults", timeout=self.timeout),
+            )
+            failed = ingest.failed_results(text, key)
+        unprocessed: set[str] = set()
+        if state == "JobComplete" and int(info.get("numberRecordsProcessed") or 0) < len(keys):
+            text = self._call(
+                "bulk left",
+                partial(_job_text, path=f"{path}/unprocessedrecords", timeout=self.timeout),
+            )
+            unprocessed = ingest.unprocessed_keys(text, key)
+        if state != "JobComplete":
+            log.warning(
+                "Bulk API job %s for %d %s records ended %s: %s",
+                job["id"],
+                len(records),
+                sobject,
+                state,
+                str(info.get("errorMessage") or "")[:200],
+            )
+        return ingest.results(keys, state, failed, unprocessed)
+
+    def _finished(self, path: str, records: int) -> dict[str, Any]:
+        """The job's info once it is over, looking again after each of :data:`JOB_WAITS`."""
+        waited = 0.0
+        for n in range(10_000):
+            wait = max(1.0, records / JOB_RATE) if n == 0 else JOB_WAITS[min(n, len(JOB_WAITS)) - 1]
+            self.sleep(wait)
+            waited += wait
+            info: dict[str, Any] = self._call(
+                "bulk job info",
+                partial(_job_call, method="GET", path=path, body=None, timeout=self.timeout),
+            )
+            if str(info.get("state")) in ingest.FINAL_STATES:
+                return info
+            if waited >= JOB_PATIENCE:
+                break
+        raise RetriableError(
+            f"Salesforce Bulk API job {path.strip('/')} ({records} records) not finished "
+            f"after {waited:g} s"
+        )
+
     # -- the budget -------------------------------------------------------------------------
     @property
     def api_usage(self) -> ApiUsage | None:
         """Calls used and the allowance, as Salesforce last reported them."""
         return self.watch.usage or self.pacer.usage
+
+
+def _job_url(sf: Salesforce, path: str) -> str:
+    return f"{sf.base_url}jobs/ingest{path}"
+
+
+def _job_call(
+    sf: Salesforce, *, method: str, path: str, body: dict[str, Any] | None, timeout: float
+) -> Any:
+    answer = sf._call_salesforce(method, _job_url(sf, path), json=body, timeout=timeout)
+    return answer.json() if answer.content else None
+
+
+def _job_upload(sf: Salesforce, *, path: str, data: str, timeout: float) -> None:
+    sf._call_salesforce(
+        "PUT",
+        _job_url(sf, path),
+        data=data.encode("utf-8"),
+        headers={"Content-Type": "text/csv"},
+        timeout=timeout,
+    )
+
+
+def _job_text(sf: Salesforce, *, path: str, timeout: float) -> str:
+    answer = sf._call_salesforce("GET", _job_url(sf, path), timeout=timeout)
+    return str(answer.content.decode("utf-8"))
 
 
 def _limits(sf: Salesforce, *, timeout: float) -> Any:
