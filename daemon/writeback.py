@@ -13,6 +13,8 @@ What was last written is kept per record (:class:`daemon.models.SfWriteback`, ta
 key), so a pass sends only what changed, however many times it changed since the last:
 sObject Collections of 200, ``allOrNone`` false, five to a Composite call, an Order with its
 lines (and Invoices, daemon.invoices) in one update request, its tasks upserted beside.
+An object with thousands of records in one pass (the first pass's new tasks) goes in one
+Bulk API 2.0 job instead (:mod:`daemon.bulk_jobs`), a few calls however many records.
 Every record's result is read and remembered (:mod:`daemon.sf_results`): written, retried
 later when transient, or refused for good and shown in ``orderflow status``.
 """
@@ -29,6 +31,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select,
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
+from daemon.bulk_jobs import bulk_jobs, send_job
 from daemon.context import Context
 from daemon.invoices import INVOICE, transfers_to_write
 from daemon.invoices import desired_fields as invoice_fields
@@ -109,7 +112,7 @@ def write_back(
         _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
         return 0
     stamp = soql_datetime(now)
-    jobs, rest = _bulk_jobs(wave.changes, names, stamp, bulk_min)
+    jobs, rest = bulk_jobs(wave.changes, names, stamp, bulk_min)
     requests = _requests(rest, names, stamp)
     try:
         answers = ctx.gateway.write(requests)
@@ -124,7 +127,7 @@ def write_back(
             key = str(record.get(req.ext_field or "Id") or "")
             results[(req.sobject_of(record), key)] = result
     for job in jobs:
-        results.update(_bulk_write(ctx, job))
+        results.update(send_job(ctx, job, lambda changes: _requests(changes, names, stamp)))
     written = record_results(ctx, wave.changes, results, now, names)
     _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
     if not by_sweep:
@@ -153,55 +156,6 @@ def _invoice_changes(session: Session, plans: Sequence[Plan], now: datetime) -> 
         if diff:
             changes.append(Change(INVOICE, plan.order_id, None, diff))
     return changes
-
-
-@dataclass(frozen=True)
-class BulkJob:
-    """The records of one object a pass writes in one Bulk API 2.0 job."""
-
-    sobject: str
-    ext_field: str | None
-    records: list[dict[str, Any]]
-
-
-def _bulk_jobs(
-    changes: Sequence[Change], names: StatusFields, stamp: str, least: int
-) -> tuple[list[BulkJob], list[Change]]:
-    """A job per object with ``least`` records or more to write, its rows sorted by parent
-    (Salesforce processes a job in parallel chunks; a parent's children in one chunk do
-    not wait on each other's lock); the changes left for Composite calls."""
-    counts: dict[str, int] = {}
-    for c in changes:
-        counts[c.sobject] = counts.get(c.sobject, 0) + 1
-    bulky = {sobject for sobject, n in counts.items() if n >= least}
-    if not bulky:
-        return [], list(changes)
-    jobs = []
-    for sobject in sorted(bulky):
-        mine = sorted(
-            (c for c in changes if c.sobject == sobject),
-            key=lambda c: (c.parent_id or c.sf_id, c.sf_id),
-        )
-        is_task = sobject == names.task_object
-        key = names.task_key if is_task else "Id"
-        records = [{key: c.sf_id, **c.fields} for c in mine]
-        if sobject == ORDER:
-            for record in records:
-                record[names.order_updated] = stamp
-        jobs.append(BulkJob(sobject, names.task_key if is_task else None, records))
-    return jobs, [c for c in changes if c.sobject not in bulky]
-
-
-def _bulk_write(ctx: Context, job: BulkJob) -> dict[tuple[str, str], WriteResult]:
-    """The job's results known, by object and key; none when it could not be sent or
-    finished (its records are tried again, like those of a Composite call with no answer)."""
-    try:
-        answers = ctx.gateway.bulk_write(job.sobject, job.records, ext_field=job.ext_field)
-    except RetriableError as exc:
-        level = logging.WARNING if isinstance(exc, BudgetExhausted) else logging.INFO
-        log.log(level, "bulk writeback of %d %s put off: %s", len(job.records), job.sobject, exc)
-        return {}
-    return {(job.sobject, key): result for key, result in answers.items()}
 
 
 def _requests(

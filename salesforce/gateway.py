@@ -54,12 +54,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_WAIT = 120.0
-#: A Bulk API 2.0 job is first looked at after its records at this rate (records a second,
-#: a guess: each look too early is one more call), then after each of JOB_WAITS (the last
-#: repeating); after JOB_PATIENCE seconds in all it is given up on (its records unknown).
-JOB_RATE = 2000.0
-JOB_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-JOB_PATIENCE = 900.0
 Relogin = Callable[[], Salesforce]
 
 
@@ -270,111 +264,16 @@ class SalesforceGateway:
         self, sobject: str, records: Sequence[dict[str, Any]], *, ext_field: str | None = None
     ) -> dict[str, WriteResult]:
         """Update records (each with ``Id``), or upsert them on ``ext_field``, in one Bulk API
-        2.0 job; waits for it to finish. The results known, by ``Id`` or external id: a
-        record left out is unknown (an unprocessed record, or one of a failed job), to be
-        written again. Worth it from :data:`salesforce.ingest.BULK_MIN` records."""
-        key = ext_field or "Id"
-        keys = [str(r[key]) for r in records]
-        spec: dict[str, Any] = {
-            "object": sobject,
-            "operation": "upsert" if ext_field else "update",
-            "contentType": "CSV",
-            "lineEnding": "LF",
-        }
-        if ext_field:
-            spec["externalIdFieldName"] = ext_field
-        job = self._call(
-            "bulk job", partial(_job_call, method="POST", path="", body=spec, timeout=self.timeout)
-        )
-        path = f"/{job['id']}"
-        data = ingest.to_csv(records, key)
-        self._call(
-            "bulk upload",
-            partial(_job_upload, path=f"{path}/batches", data=data, timeout=self.timeout),
-        )
-        done = {"state": "UploadComplete"}
-        self._call(
-            "bulk close",
-            partial(_job_call, method="PATCH", path=path, body=done, timeout=self.timeout),
-        )
-        info = self._finished(path, len(records))
-        state = str(info.get("state"))
-        failed: dict[str, WriteResult] = {}
-        if int(info.get("numberRecordsFailed") or 0):
-            text = self._call(
-                "bulk failed",
-                partial(_job_text, path=f"{path}/failedResults", timeout=self.timeout),
-            )
-            failed = ingest.failed_results(text, key)
-        unprocessed: set[str] = set()
-        if state == "JobComplete" and int(info.get("numberRecordsProcessed") or 0) < len(keys):
-            text = self._call(
-                "bulk left",
-                partial(_job_text, path=f"{path}/unprocessedrecords", timeout=self.timeout),
-            )
-            unprocessed = ingest.unprocessed_keys(text, key)
-        if state != "JobComplete":
-            log.warning(
-                "Bulk API job %s for %d %s records ended %s: %s",
-                job["id"],
-                len(records),
-                sobject,
-                state,
-                str(info.get("errorMessage") or "")[:200],
-            )
-        return ingest.results(keys, state, failed, unprocessed)
-
-    def _finished(self, path: str, records: int) -> dict[str, Any]:
-        """The job's info once it is over, looking again after each of :data:`JOB_WAITS`."""
-        waited = 0.0
-        for n in range(10_000):
-            wait = max(1.0, records / JOB_RATE) if n == 0 else JOB_WAITS[min(n, len(JOB_WAITS)) - 1]
-            self.sleep(wait)
-            waited += wait
-            info: dict[str, Any] = self._call(
-                "bulk job info",
-                partial(_job_call, method="GET", path=path, body=None, timeout=self.timeout),
-            )
-            if str(info.get("state")) in ingest.FINAL_STATES:
-                return info
-            if waited >= JOB_PATIENCE:
-                break
-        raise RetriableError(
-            f"Salesforce Bulk API job {path.strip('/')} ({records} records) not finished "
-            f"after {waited:g} s"
-        )
+        2.0 job, waiting for it to finish (:func:`salesforce.ingest.run_job`): the results
+        known, by ``Id`` or external id. Worth it from :data:`salesforce.ingest.BULK_MIN`."""
+        job = ingest.JobCalls(self._call, self.sleep, self.timeout)
+        return ingest.run_job(job, sobject, records, ext_field=ext_field)
 
     # -- the budget -------------------------------------------------------------------------
     @property
     def api_usage(self) -> ApiUsage | None:
         """Calls used and the allowance, as Salesforce last reported them."""
         return self.watch.usage or self.pacer.usage
-
-
-def _job_url(sf: Salesforce, path: str) -> str:
-    return f"{sf.base_url}jobs/ingest{path}"
-
-
-def _job_call(
-    sf: Salesforce, *, method: str, path: str, body: dict[str, Any] | None, timeout: float
-) -> Any:
-    answer = sf._call_salesforce(method, _job_url(sf, path), json=body, timeout=timeout)
-    return answer.json() if answer.content else None
-
-
-def _job_upload(sf: Salesforce, *, path: str, data: str, timeout: float) -> None:
-    sf._call_salesforce(
-        "PUT",
-        _job_url(sf, path),
-        data=data.encode("utf-8"),
-        headers={"Content-Type": "text/csv"},
-        timeout=timeout,
-    )
-
-
-def _job_text(sf: Salesforce, *, path: str, timeout: float) -> str:
-    answer = sf._call_salesforce("GET", _job_url(sf, path), timeout=timeout)
-    return str(answer.content.decode("utf-8"))
 
 
 def _limits(sf: Salesforce, *, timeout: float) -> Any:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from salesforce.emulator import sobject_collections as coll
-from salesforce.emulator.errors import ApiError, bad_request, not_found
+from salesforce.emulator.errors import bad_request, not_found
 from salesforce.emulator.ids import make_id
 from salesforce.emulator.org import Org
 from salesforce.emulator.values import format_datetime, now_ms
@@ -160,7 +160,7 @@ class BulkIngest:
 
     def _upload(self, job: Job, text: Any) -> None:
         if job.state != "Open":
-            raise ApiError(409, "INVALIDJOBSTATE", f"Job is {job.state}: data not accepted")
+            raise bad_request("INVALIDJOBSTATE", f"Job is {job.state}: data not accepted")
         if not isinstance(text, str) or not text.strip():
             raise bad_request("INVALIDBATCH", "InvalidBatch : no CSV data")
         if len(text.encode()) > MAX_UPLOAD:
@@ -173,7 +173,7 @@ class BulkIngest:
             job.state = "Aborted"
             return job
         if state != "UploadComplete" or job.state != "Open":
-            raise ApiError(409, "INVALIDJOBSTATE", f"Cannot move a {job.state} job to {state}")
+            raise bad_request("INVALIDJOBSTATE", f"Cannot move a {job.state} job to {state}")
         job.state = "UploadComplete"
         job.polls_left = self.pending_polls
         with self._lock:
@@ -253,7 +253,7 @@ class BulkIngest:
 
     def _results(self, job: Job, which: str) -> str:
         if job.state not in ("JobComplete", "Failed", "Aborted"):
-            raise ApiError(409, "INVALIDJOBSTATE", "Job is not complete: no results yet")
+            raise bad_request("INVALIDJOBSTATE", "Job is not complete: no results yet")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         if which == "failedResults":

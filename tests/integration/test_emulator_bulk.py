@@ -8,19 +8,9 @@ from typing import Any
 
 import pytest
 
-from daemon.context import Context
 from salesforce.fields import TASK
-from tests.integration.test_salesforce_support import sf_context as _sf_context
+from tests.integration.test_salesforce_support import bulk_context
 from tests.integration.world import World
-
-
-def sf_context(world: World, monkeypatch) -> Context:
-    """The daemon's context; its waits for a Bulk API job last until the job is processed
-    (no timing in the tests: each look at the job finds it done)."""
-    ctx = _sf_context(world, monkeypatch)
-    ctx.gateway.sleep = lambda _seconds: world.emu.bulk.wait_idle()
-    return ctx
-
 
 KEY = "Task_Key__c"
 
@@ -32,7 +22,7 @@ def _task(key: str, order: str, **fields: Any) -> dict[str, Any]:
 @pytest.fixture
 def gateway_and_order(world: World, monkeypatch):
     order = world.add_order("PLAT-PRO")
-    return sf_context(world, monkeypatch).gateway, order
+    return bulk_context(world, monkeypatch).gateway, order
 
 
 def test_bulk_and_collections_refuse_the_same_records_with_the_same_codes(

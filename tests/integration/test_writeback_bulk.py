@@ -6,23 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from daemon.context import Context
 from daemon.cycle import advance_plans
 from daemon.models import Plan, SfWriteback
 from daemon.poll import poll
 from daemon.writeback import write_back
+from orchestration.errors import RecordError
 from salesforce.fields import TASK
-from tests.integration.test_salesforce_support import sf_context as _sf_context
+from tests.integration.test_salesforce_support import bulk_context
 from tests.integration.world import World
-
-
-def sf_context(world: World, monkeypatch) -> Context:
-    """The daemon's context; its waits for a Bulk API job last until the job is processed
-    (no timing in the tests: each look at the job finds it done)."""
-    ctx = _sf_context(world, monkeypatch)
-    ctx.gateway.sleep = lambda _seconds: world.emu.bulk.wait_idle()
-    return ctx
-
 
 #: PLAT-PRO and ADD-SSO: the ERP order, each line's billing and provisioning: 5 tasks.
 CODES = ("PLAT-PRO", "ADD-SSO")
@@ -41,7 +32,7 @@ def _tasks_shown(world: World) -> dict[str, dict]:
 
 def test_many_new_tasks_go_in_one_bulk_job_and_every_one_is_written(world: World, monkeypatch):
     orders = [world.add_order(*CODES) for _ in range(6)]
-    ctx = sf_context(world, monkeypatch)
+    ctx = bulk_context(world, monkeypatch)
     poll(ctx)
     advance_plans(ctx)
     calls, kinds = world.emu.api_calls, world.emu.calls_by_kind
@@ -67,7 +58,7 @@ def test_many_new_tasks_go_in_one_bulk_job_and_every_one_is_written(world: World
 def test_a_job_still_processing_is_looked_at_again_until_it_is_complete(world: World, monkeypatch):
     for _ in range(3):
         world.add_order(*CODES)
-    ctx = sf_context(world, monkeypatch)
+    ctx = bulk_context(world, monkeypatch)
     poll(ctx)
     world.emu.bulk.pending_polls = 2  # InProgress twice, then JobComplete
     kinds = world.emu.calls_by_kind
@@ -83,7 +74,7 @@ def test_records_the_job_refuses_are_remembered_like_a_composite_refusal_the_res
     world: World, monkeypatch
 ):
     orders = [world.add_order(*CODES) for _ in range(4)]
-    ctx = sf_context(world, monkeypatch)
+    ctx = bulk_context(world, monkeypatch)
     poll(ctx)
     odd = orders[0]
     with ctx.sessions.begin() as session:  # a reference longer than the field's 255
@@ -115,7 +106,7 @@ def test_a_failed_job_leaves_its_records_unknown_and_they_are_written_on_the_nex
 ):
     for _ in range(3):
         world.add_order(*CODES)
-    ctx = sf_context(world, monkeypatch)
+    ctx = bulk_context(world, monkeypatch)
     poll(ctx)
     ctx.gateway.bulk_write = _failing(ctx.gateway.bulk_write)  # type: ignore[method-assign]
 
@@ -140,3 +131,24 @@ def _failing(bulk_write):
         return answers
 
     return send
+
+
+def test_a_job_salesforce_refuses_is_sent_in_composite_calls_in_the_same_pass(
+    world: World, monkeypatch
+):
+    for _ in range(3):
+        world.add_order(*CODES)
+    ctx = bulk_context(world, monkeypatch)
+    poll(ctx)
+
+    def refused(sobject, records, *, ext_field=None):
+        raise RecordError("Salesforce bulk job: HTTP 400 FEATURENOTENABLED: Bulk API off")
+
+    ctx.gateway.bulk_write = refused  # type: ignore[method-assign]
+    kinds = world.emu.calls_by_kind
+
+    write_back(ctx, bulk_min=10)
+
+    assert world.emu.calls_by_kind.get("jobs/ingest", 0) == kinds.get("jobs/ingest", 0)
+    assert len(_tasks_shown(world)) == 3 * TASKS_PER_ORDER
+    assert all(r.error is None and r.written for r in _rows(ctx, TASK).values())
