@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from daemon.cycle import advance_plans
-from daemon.models import Plan, SfWriteback
+from daemon.cycle import advance_plans, run_cycle
+from daemon.models import Plan, SfWriteback, Task
 from daemon.poll import poll
 from daemon.writeback import write_back
 from orchestration.errors import RecordError
 from salesforce.fields import TASK
+from tests.integration.test_jeopardy import HOURS, slow_provisioning
 from tests.integration.test_salesforce_support import bulk_context
 from tests.integration.world import World
 
@@ -152,3 +153,39 @@ def test_a_job_salesforce_refuses_is_sent_in_composite_calls_in_the_same_pass(
     assert world.emu.calls_by_kind.get("jobs/ingest", 0) == kinds.get("jobs/ingest", 0)
     assert len(_tasks_shown(world)) == 3 * TASKS_PER_ORDER
     assert all(r.error is None and r.written for r in _rows(ctx, TASK).values())
+
+
+def test_at_risk_then_late_reach_every_record_when_the_pass_sends_them_in_bulk_jobs(
+    world: World, monkeypatch
+):
+    orders = [world.add_order("PLAT-PRO") for _ in range(3)]
+    ctx, clock = slow_provisioning(world, monkeypatch)
+
+    def wait(_seconds: float) -> None:
+        world.emu.bulk.wait_idle()
+
+    ctx.gateway.sleep = wait
+    for _ in range(4):
+        run_cycle(ctx)  # provisioning accepted, silent: In Progress
+    with ctx.sessions() as session:
+        starts = {t.started_at for t in session.scalars(select(Task)) if t.system == "provisioning"}
+    (start,) = starts
+    assert start is not None
+    kinds = world.emu.calls_by_kind
+
+    # The default rules: callout/provisioning {estimate: 8h, jeopardy: 2h}. Every record
+    # that changes goes in a job (an Order update job, a line one, a task upsert one).
+    for at, level in ((6 * HOURS, "At Risk"), (8 * HOURS, "Late")):
+        clock.now = start + at
+        advance_plans(ctx)  # the plans whose SLA threshold came, assessed (as a sweep does)
+        assert write_back(ctx, bulk_min=1) > 0
+        for order in orders:
+            (line,) = [r for r in world.emu.records("OrderItem") if r["OrderId"] == order]
+            (task,) = [
+                r
+                for r in world.emu.records(TASK)
+                if r["Order__c"] == order and r["System__c"] == "provisioning"
+            ]
+            shown = world.emu.get("Order", order)["Jeopardy_Status__c"]
+            assert (shown, line["Jeopardy_Status__c"], task["Jeopardy__c"]) == (level,) * 3
+    assert world.emu.calls_by_kind["jobs/ingest"] - kinds.get("jobs/ingest", 0) == 2 * 3 * 4
