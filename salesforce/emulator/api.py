@@ -74,7 +74,7 @@ class RestApi:
         self._count_lock = threading.Lock()
         self.subrequests: dict[str, int] = {}
         #: Bulk API 2.0 ingest jobs (``jobs/ingest``).
-        self.bulk = BulkIngest(org, self.api_version)
+        self.bulk = BulkIngest(org, self.api_version, dice.pick_locked)
 
     def count_subrequest(self, kind: str) -> None:
         """Count one Composite subrequest by kind (not an API call of its own)."""
@@ -98,10 +98,10 @@ class RestApi:
 
     @staticmethod
     def _is_collection_write(req: Request) -> bool:
-        return req.path.strip("/").startswith("composite/sobjects") and req.method in (
-            "PATCH",
-            "POST",
-        )
+        path = req.path.strip("/")
+        if path.startswith("jobs/ingest"):
+            return True  # a job meets its locks record by record (salesforce.emulator.bulk)
+        return path.startswith("composite/sobjects") and req.method in ("PATCH", "POST")
 
     def _route(self, req: Request) -> Response:
         parts = [unquote(p) for p in req.path.split("/") if p]
@@ -120,7 +120,7 @@ class RestApi:
         if head == "sobjects":
             return self._sobjects(req, parts[1:])
         if head == "jobs" and len(parts) > 1 and parts[1] == "ingest":
-            status, body, kind = self.bulk.handle(req.method, parts[2:], req.body)
+            status, body, kind = self.bulk.handle(req.method, parts[2:], req.body, req.lock_fault)
             if kind == "csv":
                 return Response(status, body, {"Content-Type": "text/csv"})
             return Response(status, body)

@@ -14,6 +14,9 @@ refuse the same values with the same codes. A refused record is a row of ``faile
 CSV as Salesforce reads it: the first row names the fields; an empty value leaves the field
 as it is, ``#N/A`` sets it to null; ``true``/``false`` for checkboxes.
 
+A lock fault drawn for any request of a job makes some of its records fail with
+``UNABLE_TO_LOCK_ROW`` (as records of a collections call do), the rest saved.
+
 Processing starts when the upload is complete and runs in the background, 200 records a
 transaction (as Salesforce saves a job in chunks), the job ``InProgress`` meanwhile;
 :meth:`BulkIngest.wait_idle` lets a test wait for it. :attr:`BulkIngest.pending_polls`
@@ -25,7 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +61,8 @@ class Job:
     unprocessed: list[list[str]] = field(default_factory=list)
     error_message: str = ""
     polls_left: int = 0
+    #: Some records fail with UNABLE_TO_LOCK_ROW (a lock fault drawn for the job).
+    locks: bool = False
 
     def info(self, api_version: str) -> dict[str, Any]:
         processed = len(self.failed) + len(self.succeeded)
@@ -87,8 +92,9 @@ class Job:
 class BulkIngest:
     """The ingest jobs of one org; thread-safe."""
 
-    def __init__(self, org: Org, api_version: str) -> None:
+    def __init__(self, org: Org, api_version: str, pick_locked: Callable[[int], set[int]]) -> None:
         self.org = org
+        self.pick_locked = pick_locked
         self.api_version = api_version
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
@@ -98,14 +104,19 @@ class BulkIngest:
         #: Job-info reads answered ``InProgress`` after the upload completes, per job.
         self.pending_polls = 0
 
-    def handle(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, str]:
+    def handle(
+        self, method: str, rest: list[str], body: Any, lock_fault: bool = False
+    ) -> tuple[int, Any, str]:
         """(status, body, content type) for ``jobs/ingest/...``; ``body`` is the parsed
         JSON, or the raw text for a CSV upload."""
         if not rest:
             if method != "POST":
                 raise not_found()
-            return 200, self._create(body).info(self.api_version), "json"
+            created = self._create(body)
+            created.locks = lock_fault
+            return 200, created.info(self.api_version), "json"
         job = self._job(rest[0])
+        job.locks = job.locks or lock_fault
         if len(rest) == 1:
             if method == "GET":
                 return 200, self._poll(job), "json"
@@ -233,9 +244,9 @@ class BulkIngest:
             op = coll.update_op(self.org)
         results: list[dict[str, Any]] = []
         for start in range(0, len(records), coll.MAX_RECORDS):
-            results += coll.run_batch(
-                self.org, records[start : start + coll.MAX_RECORDS], False, op
-            )
+            chunk = records[start : start + coll.MAX_RECORDS]
+            locked = self.pick_locked(len(chunk)) if job.locks else set()
+            results += coll.run_batch(self.org, chunk, False, op, locked)
         for row, result in zip(rows, results, strict=True):
             if result["success"]:
                 job.succeeded.append((str(result["id"]), bool(result.get("created")), row))

@@ -11,6 +11,7 @@ from daemon.models import Plan, SfWriteback, Task
 from daemon.poll import poll
 from daemon.writeback import write_back
 from orchestration.errors import RecordError
+from salesforce.emulator.faults import Fault
 from salesforce.fields import TASK
 from tests.integration.test_jeopardy import HOURS, slow_provisioning
 from tests.integration.test_salesforce_support import bulk_context
@@ -189,3 +190,25 @@ def test_at_risk_then_late_reach_every_record_when_the_pass_sends_them_in_bulk_j
             shown = world.emu.get("Order", order)["Jeopardy_Status__c"]
             assert (shown, line["Jeopardy_Status__c"], task["Jeopardy__c"]) == (level,) * 3
     assert world.emu.calls_by_kind["jobs/ingest"] - kinds.get("jobs/ingest", 0) == 2 * 3 * 4
+
+
+def test_records_a_job_could_not_lock_are_written_by_the_next_pass(world: World, monkeypatch):
+    for _ in range(4):
+        world.add_order(*CODES)
+    ctx = bulk_context(world, monkeypatch)
+    poll(ctx)
+    world.emu.set_faults(Fault(rate_lock=1.0, seed=7))  # every call meets locks
+
+    write_back(ctx, bulk_min=10)
+
+    rows = _rows(ctx, TASK)
+    locked = {k for k, r in rows.items() if not r.written}
+    assert locked and len(locked) < len(rows)  # some tasks locked, the rest saved
+    assert all(rows[k].error is None and rows[k].attempts == 1 for k in locked)
+    assert set(_tasks_shown(world)) == set(rows) - locked
+    world.emu.set_faults(Fault())
+
+    write_back(ctx, bulk_min=10)  # the locked ones are due again at once
+
+    assert set(_tasks_shown(world)) == set(rows)
+    assert all(r.error is None and r.written for r in _rows(ctx, TASK).values())
