@@ -320,6 +320,7 @@ def _summary(
         "tasks_by_state": dict(tasks_by_state),
         "tasks_by_system": counts["tasks_by_system"],
         "salesforce_api_calls": emu.api_calls,
+        "salesforce_calls_by_kind": {k: n for k, n in emu.calls_by_kind.items() if n},
         "downstream_effects": {n: s["effects"] for n, s in stats.items()},
         "downstream_requests": {n: s["requests"] for n, s in stats.items()},
         "duplicate_effects": sum(s["duplicates"] for s in stats.values()),

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from daemon.context import Context
 from daemon.models import Plan, SfWriteback
 from salesforce.fields import ORDER, StatusFields
-from salesforce.gateway import WriteResult
+from salesforce.results import WriteResult
 
 log = logging.getLogger("daemon.writeback")
 

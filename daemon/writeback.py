@@ -13,6 +13,8 @@ What was last written is kept per record (:class:`daemon.models.SfWriteback`, ta
 key), so a pass sends only what changed, however many times it changed since the last:
 sObject Collections of 200, ``allOrNone`` false, five to a Composite call, an Order with its
 lines (and Invoices, daemon.invoices) in one update request, its tasks upserted beside.
+An object with thousands of records in one pass (the first pass's new tasks) goes in one
+Bulk API 2.0 job instead (:mod:`daemon.bulk_jobs`), a few calls however many records.
 Every record's result is read and remembered (:mod:`daemon.sf_results`): written, retried
 later when transient, or refused for good and shown in ``orderflow status``.
 """
@@ -29,6 +31,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select,
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
+from daemon.bulk_jobs import bulk_jobs, send_job
 from daemon.context import Context
 from daemon.invoices import INVOICE, transfers_to_write
 from daemon.invoices import desired_fields as invoice_fields
@@ -40,8 +43,9 @@ from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
 from salesforce.batches import TYPE, CollectionRequest, collection_requests
 from salesforce.fields import ORDER, WRITTEN_FIELDS, StatusFields
-from salesforce.gateway import WriteResult
+from salesforce.ingest import BULK_MIN
 from salesforce.poller import soql_datetime
+from salesforce.results import WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +73,15 @@ class Wave:
     examined: dict[str, int] = field(default_factory=dict)
 
 
-def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
+def write_back(
+    ctx: Context, batch: int = BATCH, *, late: bool = False, bulk_min: int = BULK_MIN
+) -> int:
     """Write what differs between the store and Salesforce: the Orders, their lines and
     tasks and the Invoices' transfers, in one batch. Returns the records written.
+
+    An object with ``bulk_min`` records or more to write in the pass (the first pass's
+    thousands of new tasks) goes in one Bulk API 2.0 job, a few calls however many records,
+    after the Composite calls of the rest.
 
     ``late`` (the jeopardy sweep) also looks at every Late order, whose message says how
     late it is: it is written when that changes (by the hour, sf_view.LATE_BY). While the
@@ -101,7 +111,9 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
     if not wave.changes:
         _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
         return 0
-    requests = _requests(wave.changes, names, soql_datetime(now))
+    stamp = soql_datetime(now)
+    jobs, rest = bulk_jobs(wave.changes, names, stamp, bulk_min)
+    requests = _requests(rest, names, stamp)
     try:
         answers = ctx.gateway.write(requests)
     except RetriableError as exc:
@@ -114,6 +126,8 @@ def write_back(ctx: Context, batch: int = BATCH, *, late: bool = False) -> int:
         for record, result in zip(req.records, answer, strict=False):
             key = str(record.get(req.ext_field or "Id") or "")
             results[(req.sobject_of(record), key)] = result
+    for job in jobs:
+        results.update(send_job(ctx, job, lambda changes: _requests(changes, names, stamp)))
     written = record_results(ctx, wave.changes, results, now, names)
     _looked(ctx, wave, now, complete=complete, invoices=len(transfers) < batch)
     if not by_sweep:

@@ -13,7 +13,8 @@ how it logs in) and, around every call:
 - retries what is worth retrying, with exponential back-off and jitter, never shorter
   than the ``Retry-After`` Salesforce asked for.
 
-Queries and writes are packed into Composite calls (:mod:`salesforce.batches`).
+Queries and writes are packed into Composite calls (:mod:`salesforce.batches`); many
+records of one object can go in one Bulk API 2.0 job instead (:mod:`salesforce.ingest`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from simple_salesforce.api import Salesforce
@@ -36,16 +37,17 @@ from tenacity import (
 )
 
 from orchestration.errors import BudgetExhausted, FatalError, RetriableError
+from salesforce import ingest
 from salesforce.batches import CollectionRequest, collection_requests, packs
 from salesforce.budget import PacePolicy, Pacer
 from salesforce.errors import (
-    TRANSIENT_CODES,
     SessionExpired,
     classify,
     error_code,
     error_message,
     translate,
 )
+from salesforce.results import WriteResult
 from salesforce.transport import ApiUsage, Watch, instrument
 
 log = logging.getLogger(__name__)
@@ -53,20 +55,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAIT = 120.0
 Relogin = Callable[[], Salesforce]
-
-
-class WriteResult(NamedTuple):
-    """One record's answer from an sObject Collections call."""
-
-    id: str
-    success: bool
-    code: str = ""
-    message: str = ""
-    created: bool = False
-
-    @property
-    def transient(self) -> bool:
-        return self.code in TRANSIENT_CODES
 
 
 class SalesforceGateway:
@@ -271,6 +259,15 @@ class SalesforceGateway:
             for req, answer in zip(pack, answers, strict=True):
                 out.append(_write_results(req, answer))
         return out
+
+    def bulk_write(
+        self, sobject: str, records: Sequence[dict[str, Any]], *, ext_field: str | None = None
+    ) -> dict[str, WriteResult]:
+        """Update records (each with ``Id``), or upsert them on ``ext_field``, in one Bulk API
+        2.0 job, waiting for it to finish (:func:`salesforce.ingest.run_job`): the results
+        known, by ``Id`` or external id. Worth it from :data:`salesforce.ingest.BULK_MIN`."""
+        job = ingest.JobCalls(self._call, self.sleep, self.timeout)
+        return ingest.run_job(job, sobject, records, ext_field=ext_field)
 
     # -- the budget -------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from salesforce.emulator import sobject_collections as coll
+from salesforce.emulator.bulk import BulkIngest
 from salesforce.emulator.errors import ApiError, bad_request, not_found
 from salesforce.emulator.faults import FaultDice
 from salesforce.emulator.ids import is_id
@@ -54,6 +55,8 @@ def kind_of(method: str, path: str) -> str:
         return "composite/sobjects" if len(parts) > 1 and parts[1] == "sobjects" else "composite"
     if head == "sobjects":
         return "sobject"
+    if head == "jobs":
+        return "jobs/ingest"
     return head or "versions"
 
 
@@ -70,6 +73,8 @@ class RestApi:
         self.api_version = engine.api_version
         self._count_lock = threading.Lock()
         self.subrequests: dict[str, int] = {}
+        #: Bulk API 2.0 ingest jobs (``jobs/ingest``).
+        self.bulk = BulkIngest(org, self.api_version, dice.pick_locked)
 
     def count_subrequest(self, kind: str) -> None:
         """Count one Composite subrequest by kind (not an API call of its own)."""
@@ -93,10 +98,10 @@ class RestApi:
 
     @staticmethod
     def _is_collection_write(req: Request) -> bool:
-        return req.path.strip("/").startswith("composite/sobjects") and req.method in (
-            "PATCH",
-            "POST",
-        )
+        path = req.path.strip("/")
+        if path.startswith("jobs/ingest"):
+            return True  # a job meets its locks record by record (salesforce.emulator.bulk)
+        return path.startswith("composite/sobjects") and req.method in ("PATCH", "POST")
 
     def _route(self, req: Request) -> Response:
         parts = [unquote(p) for p in req.path.split("/") if p]
@@ -114,6 +119,11 @@ class RestApi:
             return self._collections(req, parts[2:])
         if head == "sobjects":
             return self._sobjects(req, parts[1:])
+        if head == "jobs" and len(parts) > 1 and parts[1] == "ingest":
+            status, body, kind = self.bulk.handle(req.method, parts[2:], req.body, req.lock_fault)
+            if kind == "csv":
+                return Response(status, body, {"Content-Type": "text/csv"})
+            return Response(status, body)
         if head == "limits" and req.method == "GET":
             used, limit = self.usage()
             daily = {"Max": limit, "Remaining": max(0, limit - used)}
@@ -124,7 +134,7 @@ class RestApi:
 
     def _resources(self) -> dict[str, str]:
         base = f"/services/data/v{self.api_version}"
-        names = ("sobjects", "query", "queryAll", "composite", "limits")
+        names = ("sobjects", "query", "queryAll", "composite", "limits", "jobs")
         return {name: f"{base}/{name}" for name in names}
 
     def _collections(self, req: Request, rest: list[str]) -> Response:

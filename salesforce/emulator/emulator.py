@@ -13,6 +13,7 @@ from salesforce.emulator import metadata
 from salesforce.emulator.access import ORG_GRANTS, Access, undeployable
 from salesforce.emulator.api import RestApi
 from salesforce.emulator.auth import Sessions
+from salesforce.emulator.bulk import BulkIngest
 from salesforce.emulator.events import Bus
 from salesforce.emulator.faults import Fault, FaultDice, FaultKind
 from salesforce.emulator.gateway import Gateway
@@ -181,6 +182,11 @@ class Emulator:
     def spend_calls(self, n: int) -> None:
         """Other integrations sharing the org spend ``n`` calls of the allowance."""
         self._gateway.spend_calls(n)
+
+    @property
+    def bulk(self) -> BulkIngest:
+        """The Bulk API 2.0 ingest jobs (``pending_polls`` can be changed while it serves)."""
+        return self._api.bulk
 
     @property
     def calls_by_kind(self) -> dict[str, int]:

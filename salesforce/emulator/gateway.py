@@ -22,6 +22,8 @@ _INITIAL_KINDS = ("query", "queryMore", "composite/sobjects", "composite", "sobj
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+    if isinstance(body, str):  # a CSV answer (Bulk API 2.0 results)
+        return status, {"Content-Type": "text/csv", **(headers or {})}, body.encode()
     data = b"" if body is None else json.dumps(body).encode()
     out = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
     return status, out, data
@@ -153,7 +155,12 @@ class Gateway:
             self.sessions.revoke(token)
             return _json(401, _error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
         try:
-            parsed = json.loads(body) if body.strip() else None
+            if headers.get("content-type", "").startswith("text/csv"):
+                parsed: Any = body.decode("utf-8")  # Bulk API 2.0 job data
+            else:
+                parsed = json.loads(body) if body.strip() else None
+        except UnicodeDecodeError:
+            return _json(400, _error(400, "INVALIDBATCH", "CSV data is not UTF-8"))
         except ValueError:
             return _json(400, _error(400, "JSON_PARSER_ERROR", "Unexpected character in body"))
         req = Request(method, rest, dict(parse_qsl(query)), headers, parsed, fault == "lock")

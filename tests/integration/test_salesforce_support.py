@@ -125,6 +125,18 @@ def sf_context(world: World, monkeypatch: pytest.MonkeyPatch, **settings: Any) -
     return ctx
 
 
+def bulk_context(world: World, monkeypatch: pytest.MonkeyPatch) -> Context:
+    """:func:`sf_context` whose waits for a Bulk API job last until the emulator has
+    processed it: each look at a job finds it done (no timing in the tests)."""
+    ctx = sf_context(world, monkeypatch)
+
+    def wait(_seconds: float) -> None:
+        world.emu.bulk.wait_idle()
+
+    ctx.gateway.sleep = wait
+    return ctx
+
+
 def force_poll(ctx: Context) -> None:
     """Make the next cycle poll whatever the idle back-off says."""
     ctx.gateway.pacer.next_poll_at = None

@@ -20,7 +20,7 @@ from daemon.sf_view import task_key
 from daemon.writeback import CYCLE_CARRIES, write_back
 from salesforce.batches import COLLECTION_LIMIT, COMPOSITE_HEAVY_LIMIT, CollectionRequest
 from salesforce.emulator.seed import seed_demo_org
-from salesforce.gateway import WriteResult
+from salesforce.results import WriteResult
 from tests.integration.test_invoices import add_invoice, until_synced
 from tests.integration.test_jeopardy import HOURS, provisioning_task, slow_provisioning, started
 from tests.integration.test_salesforce_support import sf_context
