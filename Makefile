@@ -45,6 +45,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.api_economy
+	$(BIN)/python -m bench.demo_calls
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.resync_memory
 	$(BIN)/python -m bench.scale
