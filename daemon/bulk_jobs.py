@@ -7,6 +7,15 @@ finished) sends them in one job, a few calls however many records
 1,000. The records and fields are the ones the pass would have sent in Composite calls, and
 each record's answer is remembered the same way (:mod:`daemon.sf_results`): a job changes
 how many calls a pass spends, not what it writes.
+
+**A job outlives its pass.** Salesforce goes on saving a job whose pass gave up waiting
+for it (``salesforce.ingest.JOB_PATIENCE``) or whose daemon was killed meanwhile; its
+records' results were never read, so a later pass sends them again, newer values and all,
+and the job could then land its older ones on top, for good (writeback would think them
+written). So a job's id is kept in the store (``sf_budget`` row :data:`OPEN_JOB`) from
+the moment it exists until its results are read, and while one is kept no pass sends
+anything (:func:`earlier_job_over`, one call a pass to look at it): the pass after it is
+over writes what changed meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.context import Context
+from daemon.models import SfBudget
 from daemon.sf_results import Change
 from orchestration.errors import BudgetExhausted, RecordError, RetriableError
 from salesforce.batches import CollectionRequest
@@ -24,6 +34,9 @@ from salesforce.fields import ORDER, StatusFields
 from salesforce.results import WriteResult
 
 log = logging.getLogger("daemon.writeback")
+
+#: The ``sf_budget`` row naming a job sent and not yet known to be over.
+OPEN_JOB = "bulk job"
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,14 @@ def send_job(
     finished (its records are tried again, like those of a Composite call with no answer).
     A job Salesforce refuses (the object not open to the Bulk API, the user without it) is
     sent in Composite calls instead."""
+
+    def opened(job_id: str) -> None:
+        _keep(ctx, {"id": job_id, "object": job.sobject, "records": len(job.records)})
+
     try:
-        answers = ctx.gateway.bulk_write(job.sobject, job.records, ext_field=job.ext_field)
+        answers = ctx.gateway.bulk_write(
+            job.sobject, job.records, ext_field=job.ext_field, on_open=opened
+        )
     except RetriableError as exc:
         level = logging.WARNING if isinstance(exc, BudgetExhausted) else logging.INFO
         log.log(level, "bulk writeback of %d %s put off: %s", len(job.records), job.sobject, exc)
@@ -84,8 +103,52 @@ def send_job(
             job.sobject,
             exc,
         )
+        _keep(ctx, None)  # refused: it saves nothing
         return _composite_write(ctx, fallback(job.changes))
+    _keep(ctx, None)
     return {(job.sobject, key): result for key, result in answers.items()}
+
+
+def earlier_job_over(ctx: Context) -> bool:
+    """Whether no job of an earlier pass can still save anything (see the module's
+    docstring); False while one is saving (looked at once: the next pass looks again)."""
+    with ctx.sessions() as session:
+        row = session.get(SfBudget, OPEN_JOB)
+        kept = dict(row.data) if row is not None else None
+    if kept is None:
+        return True
+    try:
+        state = ctx.gateway.bulk_state(str(kept["id"]))
+    except RetriableError as exc:
+        log.info("writeback waits: Bulk API job %s could not be looked at: %s", kept["id"], exc)
+        return False
+    except RecordError:
+        state = "unknown"  # Salesforce no longer has it (deleted after seven days)
+    if state in ("InProgress", "UploadComplete"):
+        log.info(
+            "writeback waits for Bulk API job %s (%s %s records, %s), sent by an earlier "
+            "pass: its values must not land on newer ones",
+            kept["id"],
+            kept.get("records"),
+            kept.get("object"),
+            state,
+        )
+        return False
+    _keep(ctx, None)  # over, or never closed (Open: it saves nothing)
+    return True
+
+
+def _keep(ctx: Context, job: dict[str, Any] | None) -> None:
+    """Remember the job a pass sent (None: forget it)."""
+    with ctx.sessions.begin() as session:
+        row = session.get(SfBudget, OPEN_JOB)
+        if job is None:
+            if row is not None:
+                session.delete(row)
+        elif row is None:
+            session.add(SfBudget(name=OPEN_JOB, data=job, updated_at=ctx.clock()))
+        else:
+            row.data, row.updated_at = job, ctx.clock()
 
 
 def _composite_write(

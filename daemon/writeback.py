@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select,
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
-from daemon.bulk_jobs import bulk_jobs, send_job
+from daemon.bulk_jobs import bulk_jobs, earlier_job_over, send_job
 from daemon.context import Context
 from daemon.invoices import INVOICE, transfers_to_write
 from daemon.invoices import desired_fields as invoice_fields
@@ -95,6 +95,8 @@ def write_back(
     if by_sweep and ctx.cycle_wrote_at is not None and now - ctx.cycle_wrote_at < CYCLE_CARRIES:
         ctx.late_due = True
         return 0
+    if not earlier_job_over(ctx):
+        return 0  # a Bulk API job of an earlier pass is still saving (daemon.bulk_jobs)
     late = late or ctx.late_due  # a cycle's pass carries the Late look a sweep left to it
     names = ctx.status_fields
     # Several instances change plans in passes of their own, concurrently: the leader

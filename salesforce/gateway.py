@@ -261,13 +261,23 @@ class SalesforceGateway:
         return out
 
     def bulk_write(
-        self, sobject: str, records: Sequence[dict[str, Any]], *, ext_field: str | None = None
+        self,
+        sobject: str,
+        records: Sequence[dict[str, Any]],
+        *,
+        ext_field: str | None = None,
+        on_open: Callable[[str], None] | None = None,
     ) -> dict[str, WriteResult]:
         """Update records (each with ``Id``), or upsert them on ``ext_field``, in one Bulk API
         2.0 job, waiting for it to finish (:func:`salesforce.ingest.run_job`): the results
-        known, by ``Id`` or external id. Worth it from :data:`salesforce.ingest.BULK_MIN`."""
+        known, by ``Id`` or external id. Worth it from :data:`salesforce.ingest.BULK_MIN`.
+        ``on_open`` is told the job's id before anything can be saved by it."""
         job = ingest.JobCalls(self._call, self.sleep, self.timeout)
-        return ingest.run_job(job, sobject, records, ext_field=ext_field)
+        return ingest.run_job(job, sobject, records, ext_field=ext_field, on_open=on_open)
+
+    def bulk_state(self, job_id: str) -> str:
+        """The state of a Bulk API 2.0 ingest job (:func:`salesforce.ingest.job_state`)."""
+        return ingest.job_state(ingest.JobCalls(self._call, self.sleep, self.timeout), job_id)
 
     # -- the budget -------------------------------------------------------------------------
     @property

@@ -63,10 +63,12 @@ def run_job(
     records: Sequence[dict[str, Any]],
     *,
     ext_field: str | None = None,
+    on_open: Callable[[str], None] | None = None,
 ) -> dict[str, WriteResult]:
     """Update records (each with ``Id``), or upsert them on ``ext_field``, in one job, and
     wait for it: the results known, by ``Id`` or external id. A record left out is unknown
-    (unprocessed, or in a job that failed), to be written again."""
+    (unprocessed, or in a job that failed), to be written again. ``on_open`` is told the
+    job's id once it exists, before anything can be saved by it."""
     key = ext_field or "Id"
     keys = [str(r[key]) for r in records]
     spec: dict[str, Any] = {
@@ -80,6 +82,8 @@ def run_job(
     t = job.timeout
     created = job.call("bulk job", partial(_json, method="POST", path="", body=spec, timeout=t))
     path = f"/{created['id']}"
+    if on_open is not None:
+        on_open(str(created["id"]))
     data = to_csv(records, key)
     job.call("bulk upload", partial(_upload, path=f"{path}/batches", data=data, timeout=t))
     done = {"state": "UploadComplete"}
@@ -110,6 +114,12 @@ def run_job(
             str(info.get("errorMessage") or "")[:200],
         )
     return results(keys, state, failed, unprocessed)
+
+
+def job_state(job: JobCalls, job_id: str) -> str:
+    """The state of the job ``job_id`` (``Open``, ``UploadComplete``, ``InProgress``, or
+    one of :data:`FINAL_STATES`)."""
+    return str(_info(job, f"/{job_id}").get("state"))
 
 
 def _info(job: JobCalls, path: str) -> dict[str, Any]:

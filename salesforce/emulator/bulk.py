@@ -20,7 +20,10 @@ A lock fault drawn for any request of a job makes some of its records fail with
 Processing starts when the upload is complete and runs in the background, 200 records a
 transaction (as Salesforce saves a job in chunks), the job ``InProgress`` meanwhile;
 :meth:`BulkIngest.wait_idle` lets a test wait for it. :attr:`BulkIngest.pending_polls`
-makes the first job-info reads after that still answer ``InProgress``.
+makes the first job-info reads after that still answer ``InProgress``; clearing
+:attr:`BulkIngest.processing` keeps every closed job ``InProgress``, its records unsaved,
+until it is set again (a real org's queue, slow or busy, still saving a job after the
+client that sent it died or gave up on it).
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ class BulkIngest:
         self._idle = threading.Condition(self._lock)
         #: Job-info reads answered ``InProgress`` after the upload completes, per job.
         self.pending_polls = 0
+        #: Cleared: closed jobs stay ``InProgress``, nothing saved, until it is set again.
+        self.processing = threading.Event()
+        self.processing.set()
 
     def handle(
         self, method: str, rest: list[str], body: Any, lock_fault: bool = False
@@ -200,6 +206,7 @@ class BulkIngest:
     def _run(self, job: Job) -> None:
         try:
             job.state = "InProgress"
+            self.processing.wait()
             self._process(job)
         except Exception as exc:  # the job fails, as a real one can; the emulator serves on
             self._fail(job, job.header, job.unprocessed, f"InternalServerError : {exc}")

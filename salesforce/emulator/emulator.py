@@ -125,6 +125,7 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop serving and close the database."""
+        self.bulk.processing.set()  # a job held in the queue ends with the emulator
         if self._pubsub is not None:
             self._pubsub.stop()
         if self._server is not None:

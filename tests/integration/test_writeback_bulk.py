@@ -7,10 +7,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from daemon.cycle import advance_plans, run_cycle
+from daemon.dispatch import dispatch
 from daemon.models import Plan, SfWriteback, Task
 from daemon.poll import poll
 from daemon.writeback import write_back
 from orchestration.errors import RecordError
+from salesforce import ingest
 from salesforce.emulator.faults import Fault
 from salesforce.fields import TASK
 from tests.integration.test_jeopardy import HOURS, slow_provisioning
@@ -125,9 +127,12 @@ def test_a_failed_job_leaves_its_records_unknown_and_they_are_written_on_the_nex
 def _failing(bulk_write):
     """The job gets a column the API user cannot see: Salesforce fails the whole job."""
 
-    def send(sobject, records, *, ext_field=None):
+    def send(sobject, records, *, ext_field=None, on_open=None):
         answers = bulk_write(
-            sobject, [{**r, "Not_A_Field__c": "x"} for r in records], ext_field=ext_field
+            sobject,
+            [{**r, "Not_A_Field__c": "x"} for r in records],
+            ext_field=ext_field,
+            on_open=on_open,
         )
         assert answers == {}
         return answers
@@ -143,7 +148,7 @@ def test_a_job_salesforce_refuses_is_sent_in_composite_calls_in_the_same_pass(
     ctx = bulk_context(world, monkeypatch)
     poll(ctx)
 
-    def refused(sobject, records, *, ext_field=None):
+    def refused(sobject, records, *, ext_field=None, on_open=None):
         raise RecordError("Salesforce bulk job: HTTP 400 FEATURENOTENABLED: Bulk API off")
 
     ctx.gateway.bulk_write = refused  # type: ignore[method-assign]
@@ -212,3 +217,38 @@ def test_records_a_job_could_not_lock_are_written_by_the_next_pass(world: World,
 
     assert set(_tasks_shown(world)) == set(rows)
     assert all(r.error is None and r.written for r in _rows(ctx, TASK).values())
+
+
+def test_a_job_still_saving_after_its_pass_gave_up_is_waited_for_before_newer_values_go(
+    world: World, monkeypatch
+):
+    """A pass that gave up on its job (or a daemon killed while it waited) leaves the job
+    saving in Salesforce: later passes send nothing until it is over, so its older values
+    never land on newer ones, and then write what changed meanwhile."""
+    for _ in range(2):
+        world.add_order(*CODES)
+    ctx = bulk_context(world, monkeypatch)
+    poll(ctx)
+    world.emu.bulk.processing.clear()  # Salesforce's queue is busy: the job stays InProgress
+    ctx.gateway.sleep = lambda _seconds: None
+    monkeypatch.setattr(ingest, "JOB_PATIENCE", 0.0)
+    write_back(ctx, bulk_min=10)  # the tasks, Pending, in a job the pass gives up on
+    assert not _tasks_shown(world)
+    advance_plans(ctx)
+    dispatch(ctx)  # ERP orders and billings answered: newer states to write
+    advance_plans(ctx)
+    calls = world.emu.calls_by_kind
+
+    assert write_back(ctx, bulk_min=10_000) == 0  # the job is still saving: nothing sent
+    spent = {k: n - calls.get(k, 0) for k, n in world.emu.calls_by_kind.items()}
+    assert {k: n for k, n in spent.items() if n} == {"jobs/ingest": 1}  # a look at the job
+
+    world.emu.bulk.processing.set()
+    assert world.emu.bulk.wait_idle()  # the job saved its Pending tasks
+    write_back(ctx, bulk_min=10_000)
+    shown, rows = _tasks_shown(world), _rows(ctx, TASK)
+    assert len(shown) == len(rows) == 2 * TASKS_PER_ORDER
+    assert "Completed" in {r["State__c"] for r in shown.values()}
+    for key, row in rows.items():
+        assert row.error is None
+        assert row.written["State__c"] == shown[key]["State__c"], key
