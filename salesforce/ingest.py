@@ -18,8 +18,8 @@
 - **Waiting is looking.** The job is looked at after its records at :data:`JOB_RATE` (a
   guess: each look too early is one more call), then after each of :data:`JOB_WAITS`.
   After :data:`JOB_PATIENCE` seconds it is given up on: its records are unknown, written
-  again by a later pass (a job that still finishes after that would write older values
-  over newer ones: the patience is long for that reason).
+  again by a later pass once the job is over (``on_open`` lets the caller keep the job's
+  id for that: daemon.bulk_jobs).
 """
 
 from __future__ import annotations
