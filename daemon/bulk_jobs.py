@@ -29,7 +29,7 @@ from daemon.context import Context
 from daemon.models import SfBudget
 from daemon.sf_results import Change
 from orchestration.errors import BudgetExhausted, RecordError, RetriableError
-from salesforce.batches import CollectionRequest
+from salesforce.batches import CollectionRequest, results_by_record
 from salesforce.fields import ORDER, StatusFields
 from salesforce.results import WriteResult
 
@@ -161,9 +161,4 @@ def _composite_write(
     except RetriableError as exc:
         log.info("writeback of %d requests put off: %s", len(requests), exc)
         return {}
-    results: dict[tuple[str, str], WriteResult] = {}
-    for req, answer in zip(requests, answers, strict=True):
-        for record, result in zip(req.records, answer, strict=False):
-            key = str(record.get(req.ext_field or "Id") or "")
-            results[(req.sobject_of(record), key)] = result
-    return results
+    return results_by_record(requests, answers)

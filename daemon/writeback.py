@@ -41,11 +41,10 @@ from daemon.sf_results import Change, record_results
 from daemon.sf_state import save_budget
 from daemon.sf_view import desired
 from orchestration.errors import BudgetExhausted, RetriableError
-from salesforce.batches import TYPE, CollectionRequest, collection_requests
+from salesforce.batches import TYPE, CollectionRequest, collection_requests, results_by_record
 from salesforce.fields import ORDER, WRITTEN_FIELDS, StatusFields
 from salesforce.ingest import BULK_MIN
 from salesforce.poller import soql_datetime
-from salesforce.results import WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +122,7 @@ def write_back(
         log.log(level, "writeback of %d records put off: %s", len(wave.changes), exc)
         save_budget(ctx)
         return 0
-    results: dict[tuple[str, str], WriteResult] = {}
-    for req, answer in zip(requests, answers, strict=True):
-        for record, result in zip(req.records, answer, strict=False):
-            key = str(record.get(req.ext_field or "Id") or "")
-            results[(req.sobject_of(record), key)] = result
+    results = results_by_record(requests, answers)
     for job in jobs:
         results.update(send_job(ctx, job, lambda changes: _requests(changes, names, stamp)))
     written = record_results(ctx, wave.changes, results, now, names)

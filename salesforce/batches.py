@@ -19,6 +19,8 @@ from itertools import groupby
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
+from salesforce.results import WriteResult
+
 COLLECTION_LIMIT = 200
 COMPOSITE_HEAVY_LIMIT = 5
 #: Most runs of one object type ("chunks") Salesforce saves in one collections request.
@@ -45,6 +47,10 @@ class CollectionRequest(NamedTuple):
         """The object of one of the request's records."""
         return str(record.get(TYPE) or self.sobject)
 
+    def key_of(self, record: dict[str, Any]) -> tuple[str, str]:
+        """One of the request's records as its answer is filed: (object, Id or external id)."""
+        return self.sobject_of(record), str(record.get(self.ext_field or "Id") or "")
+
     def body(self) -> dict[str, Any]:
         return {
             "allOrNone": False,
@@ -57,6 +63,17 @@ class CollectionRequest(NamedTuple):
                 for r in self.records
             ],
         }
+
+
+def results_by_record(
+    requests: Sequence[CollectionRequest], answers: Sequence[Sequence[WriteResult]]
+) -> dict[tuple[str, str], WriteResult]:
+    """Each record's answer to ``requests``, by :meth:`CollectionRequest.key_of`."""
+    return {
+        req.key_of(record): result
+        for req, answer in zip(requests, answers, strict=True)
+        for record, result in zip(req.records, answer, strict=False)
+    }
 
 
 def grouped_chunks(

@@ -272,12 +272,16 @@ class SalesforceGateway:
         2.0 job, waiting for it to finish (:func:`salesforce.ingest.run_job`): the results
         known, by ``Id`` or external id. Worth it from :data:`salesforce.ingest.BULK_MIN`.
         ``on_open`` is told the job's id before anything can be saved by it."""
-        job = ingest.JobCalls(self._call, self.sleep, self.timeout)
-        return ingest.run_job(job, sobject, records, ext_field=ext_field, on_open=on_open)
+        return ingest.run_job(
+            self._job_calls(), sobject, records, ext_field=ext_field, on_open=on_open
+        )
 
     def bulk_state(self, job_id: str) -> str:
         """The state of a Bulk API 2.0 ingest job (:func:`salesforce.ingest.job_state`)."""
-        return ingest.job_state(ingest.JobCalls(self._call, self.sleep, self.timeout), job_id)
+        return ingest.job_state(self._job_calls(), job_id)
+
+    def _job_calls(self) -> ingest.JobCalls:
+        return ingest.JobCalls(self._call, self.sleep, self.timeout)
 
     # -- the budget -------------------------------------------------------------------------
     @property

@@ -24,6 +24,15 @@ CODES = ("PLAT-PRO", "ADD-SSO")
 TASKS_PER_ORDER = 5
 
 
+def _polled(world: World, monkeypatch, orders: int):
+    """``orders`` orders of :data:`CODES`, polled by a :func:`bulk_context`."""
+    for _ in range(orders):
+        world.add_order(*CODES)
+    ctx = bulk_context(world, monkeypatch)
+    poll(ctx)
+    return ctx
+
+
 def _rows(ctx, sobject: str) -> dict[str, SfWriteback]:
     with ctx.sessions() as session:
         rows = session.scalars(select(SfWriteback).where(SfWriteback.sobject == sobject))
@@ -60,10 +69,7 @@ def test_many_new_tasks_go_in_one_bulk_job_and_every_one_is_written(world: World
 
 
 def test_a_job_still_processing_is_looked_at_again_until_it_is_complete(world: World, monkeypatch):
-    for _ in range(3):
-        world.add_order(*CODES)
-    ctx = bulk_context(world, monkeypatch)
-    poll(ctx)
+    ctx = _polled(world, monkeypatch, 3)
     world.emu.bulk.pending_polls = 2  # InProgress twice, then JobComplete
     kinds = world.emu.calls_by_kind
 
@@ -108,10 +114,7 @@ def test_records_the_job_refuses_are_remembered_like_a_composite_refusal_the_res
 def test_a_failed_job_leaves_its_records_unknown_and_they_are_written_on_the_next_pass(
     world: World, monkeypatch
 ):
-    for _ in range(3):
-        world.add_order(*CODES)
-    ctx = bulk_context(world, monkeypatch)
-    poll(ctx)
+    ctx = _polled(world, monkeypatch, 3)
     ctx.gateway.bulk_write = _failing(ctx.gateway.bulk_write)  # type: ignore[method-assign]
 
     write_back(ctx, bulk_min=10)
@@ -143,10 +146,7 @@ def _failing(bulk_write):
 def test_a_job_salesforce_refuses_is_sent_in_composite_calls_in_the_same_pass(
     world: World, monkeypatch
 ):
-    for _ in range(3):
-        world.add_order(*CODES)
-    ctx = bulk_context(world, monkeypatch)
-    poll(ctx)
+    ctx = _polled(world, monkeypatch, 3)
 
     def refused(sobject, records, *, ext_field=None, on_open=None):
         raise RecordError("Salesforce bulk job: HTTP 400 FEATURENOTENABLED: Bulk API off")
@@ -198,10 +198,7 @@ def test_at_risk_then_late_reach_every_record_when_the_pass_sends_them_in_bulk_j
 
 
 def test_records_a_job_could_not_lock_are_written_by_the_next_pass(world: World, monkeypatch):
-    for _ in range(4):
-        world.add_order(*CODES)
-    ctx = bulk_context(world, monkeypatch)
-    poll(ctx)
+    ctx = _polled(world, monkeypatch, 4)
     world.emu.set_faults(Fault(rate_lock=1.0, seed=7))  # every call meets locks
 
     write_back(ctx, bulk_min=10)
@@ -225,10 +222,7 @@ def test_a_job_still_saving_after_its_pass_gave_up_is_waited_for_before_newer_va
     """A pass that gave up on its job (or a daemon killed while it waited) leaves the job
     saving in Salesforce: later passes send nothing until it is over, so its older values
     never land on newer ones, and then write what changed meanwhile."""
-    for _ in range(2):
-        world.add_order(*CODES)
-    ctx = bulk_context(world, monkeypatch)
-    poll(ctx)
+    ctx = _polled(world, monkeypatch, 2)
     world.emu.bulk.processing.clear()  # Salesforce's queue is busy: the job stays InProgress
     ctx.gateway.sleep = lambda _seconds: None
     monkeypatch.setattr(ingest, "JOB_PATIENCE", 0.0)
