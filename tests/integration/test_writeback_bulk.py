@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from daemon.context import Context
 from daemon.cycle import advance_plans, run_cycle
 from daemon.dispatch import dispatch
 from daemon.models import Plan, SfWriteback, Task
@@ -24,7 +25,7 @@ CODES = ("PLAT-PRO", "ADD-SSO")
 TASKS_PER_ORDER = 5
 
 
-def _polled(world: World, monkeypatch, orders: int):
+def _polled(world: World, monkeypatch, orders: int) -> Context:
     """``orders`` orders of :data:`CODES`, polled by a :func:`bulk_context`."""
     for _ in range(orders):
         world.add_order(*CODES)
