@@ -125,6 +125,7 @@ def _write(handler: BaseHTTPRequestHandler, kind: str, hostile: Hostile, data: b
         _send(handler, HTTPStatus.FOUND, "text/html; charset=utf-8", LOGIN_PAGE, extra)
     elif kind == "no_content":
         handler.send_response(HTTPStatus.NO_CONTENT)
+        handler.send_header("Connection", "close")
         handler.end_headers()
     elif kind == "huge":
         _head(handler, HTTPStatus.OK, "application/json", hostile.huge_bytes)
@@ -152,6 +153,9 @@ def _head(
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(length))
+    # A proxy that ends the connection after its answer says so, as HTTP/1.1 asks; without
+    # it a client could send its next call down the closing socket and be reset, under load.
+    handler.send_header("Connection", "close")
     for name, value in (extra or {}).items():
         handler.send_header(name, value)
     handler.end_headers()

@@ -31,7 +31,9 @@ def test_an_html_answer_fails_the_step_with_its_reason_and_the_others_go_on(
 
     failed = tasks(ctx, "billing")
     assert [t.state for t in failed] == [StepState.FAILED] * 2
-    assert all(t.message.startswith("billing: answered text/html, not JSON") for t in failed)
+    assert all(t.message.startswith("billing: answered text/html, not JSON") for t in failed), [
+        t.message for t in failed
+    ]
     assert [t.state for t in tasks(ctx, "erp")] == [StepState.COMPLETED]
 
     billing.set_hostile(None)  # the proxy is fixed: answers are good again
