@@ -15,7 +15,10 @@ cycle takes them in here:
   refused replay id) polls every object from a minute (:data:`MARGIN`) before the last
   committed event's commitTimestamp to now.
 - **Polling is the safety net.** While every stream is open the SystemModstamp poll runs
-  once per ``ORDERFLOW_SF_SAFETY_POLL_INTERVAL``; otherwise at its normal cadence.
+  once per ``ORDERFLOW_SF_SAFETY_POLL_INTERVAL``; otherwise at its normal cadence. A first
+  subscription starts at LATEST: until the poll's watermarks pass the moment it opened
+  (a window ends ``ORDERFLOW_SF_POLL_SETTLE`` before now, so the gap's own poll may stop
+  short of it), the stream counts as not yet open and the normal cadence goes on.
 """
 
 from __future__ import annotations
@@ -77,10 +80,13 @@ class EventStream:
     saved: dict[str, Any] | None = None
     #: Records an event named wait for a poll due at this pacer time (None: none waits).
     behind_until: float | None = None
+    #: A first subscription opened at this moment and the poll's watermarks are not past it
+    #: yet: what committed just before it is read by no event and by no poll so far.
+    unpolled_from: datetime | None = None
 
     @property
     def healthy(self) -> bool:
-        return self.subscriber.healthy and self.behind_until is None
+        return self.subscriber.healthy and self.behind_until is None and self.unpolled_from is None
 
     def snapshot(self) -> dict[str, Any]:
         """The ``events`` part of ``orderflow status``."""
@@ -116,6 +122,8 @@ def take_events(ctx: Context) -> tuple[int, int]:
     due = ctx.gateway.pacer.next_poll_at
     if stream.behind_until is not None and due is not None and due > stream.behind_until:
         stream.behind_until = None  # the poll that reads what waited has run
+    if stream.unpolled_from is not None and _polled_past(ctx, stream.unpolled_from):
+        stream.unpolled_from = None  # the polls have read up to the streams' opening
     queue = stream.subscriber.deliveries
     while len(stream.pending) < MAX_TAKE and not queue.empty():
         stream.pending.append(queue.get_nowait())
@@ -141,8 +149,14 @@ def _take(ctx: Context, stream: EventStream, batch: list[Delivery]) -> poll.Poll
     gaps = [d for d in batch if isinstance(d, Gap) or d.is_gap]
     report = poll.PollReport()
     routine = all(isinstance(g, Gap) and g.routine for g in gaps)
-    if gaps and not (routine and _polled_past(ctx, gaps)):
+    opened = _opened(gaps) if routine else None
+    if gaps and not (opened is not None and _polled_past(ctx, opened)):
         report = _poll_gap(ctx, stream, gaps, routine=routine)
+        if opened is not None and not _polled_past(ctx, opened):
+            # The gap's window ended before the streams opened: the polls go on at their
+            # normal cadence, beginning soon, until one has read past that moment.
+            stream.unpolled_from = max(opened, stream.unpolled_from or opened)
+            ctx.gateway.pacer.work_appeared(ctx.gateway.clock())
     orders: set[str] = set()
     invoices: set[str] = set()
     lines: set[str] = set()
@@ -220,17 +234,21 @@ def _orders_of_lines(ctx: Context, session: Session, line_ids: set[str]) -> set[
     return found
 
 
-def _polled_past(ctx: Context, gaps: list[Delivery]) -> bool:
-    """Whether the poll's watermarks are past the moment each of these first subscriptions'
-    streams opened: the poll (at start, or on taking the lead) has read what came before
-    them, and a second poll would only read its overlap again."""
+def _opened(gaps: list[Delivery]) -> datetime | None:
+    """When the last of these first subscriptions' streams opened (None: not known)."""
     opened = [g.opened_at for g in gaps if isinstance(g, Gap)]
-    if None in opened:
-        return False
-    latest = max(o for o in opened if o is not None)
+    if not opened or None in opened:
+        return None
+    return max(o for o in opened if o is not None)
+
+
+def _polled_past(ctx: Context, moment: datetime) -> bool:
+    """Whether the poll's watermarks are past ``moment`` (when first subscriptions'
+    streams opened): the polls (at start, or on taking the lead) have read what came
+    before it, and a second poll would only read its overlap again."""
     with ctx.sessions() as session:
         marks = [store.watermark(session, obj) for obj in poll.polled_fields(ctx).objects]
-    return all(m is not None and m >= latest for m in marks)
+    return all(m is not None and m >= moment for m in marks)
 
 
 def _poll_gap(

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from daemon.loop import run_forever
 from daemon.models import EventReplay, Plan
 from daemon.settings import load_settings
 from daemon.wakeup import Wakeup
+from salesforce.emulator.seed import seed_demo_org
 from salesforce.pubsub.subscriber import Change, Gap
 from tests.integration.amend_world import no_duplicates
 from tests.integration.test_invoices import add_invoice
@@ -212,6 +213,30 @@ def test_a_first_subscription_is_polled_over_once(
     ctx.events.pending.append(later)  # a stream opened after the last poll (a new leader's)
     run_cycle(ctx)
     assert ctx.events.gaps == 1  # polled over
+
+
+def test_what_committed_just_before_the_streams_opened_is_polled_once_it_settled(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    # A poll's window ends ORDERFLOW_SF_POLL_SETTLE before now: the gap poll of a first
+    # subscription cannot read what committed in that span before the streams opened, and
+    # no event names it (they start at LATEST). Seen on a daemon started as a burst of
+    # orders came in: none taken until the safety poll, 10 minutes later.
+    ctx = world.context(monkeypatch, sf_events="cdc", poll_interval="0.5", sf_poll_settle="4")
+    ctx.clock = lambda: datetime.now(UTC)  # the daemon's own clock, not the world's ahead
+    seed_demo_org(world.emu, orders=0)  # the catalogue: the order below is quick to add
+    run_cycle(ctx)  # the first poll: nothing yet, the streams not open
+    order = world.add_order(PRODUCT)  # committed a moment before the streams open
+    stream = subscription.open_stream(ctx, load_settings())
+    assert stream is not None
+    closing.append(ctx)
+    wait_until(lambda: stream.subscriber.healthy, "every topic subscribed")
+    run_cycle(ctx)  # the gap poll: its window ends before the order
+    assert plan_of(ctx, order) is None
+    assert not stream.healthy  # the safety poll's cadence waits until a poll reached it
+    wait_until(lambda: cycled_until_planned(ctx, order), "the order planned", timeout=15)
+    wait_until(lambda: (run_cycle(ctx), stream.healthy)[1], "the stream healthy again")
+    assert ctx.gateway.pacer.poll_interval == stream.safety_interval
 
 
 def test_a_new_leader_resumes_after_what_the_last_one_took_in(
