@@ -15,17 +15,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from daemon import db
 from daemon.app import POLLED_FIELDS
 from daemon.auto import REGISTRY
 from daemon.demo import SYSTEMS, demo_environment
-from daemon.models import Plan, Task
+from daemon.models import Plan, SfBudget, Task
 from downstream.stubs import StubSystem
 from orchestration.decompose import decompose
 from orchestration.records import Order
@@ -33,7 +33,6 @@ from orchestration.rules import RuleSet, load_rules
 from orchestration.states import FINAL_STATES
 from salesforce.emulator import Emulator
 from salesforce.emulator.seed import seed_demo_org
-from salesforce.emulator.values import format_datetime
 
 #: Callouts only: what the benchmarks and the reliability suites run (see the file).
 CALLOUT_RULES = Path(__file__).with_name("callout_rules.yaml")
@@ -42,10 +41,6 @@ DAEMON = [sys.executable, "-m", "daemon", "run"]
 #: The catalogue's codes by family (salesforce.emulator.seed).
 SUBSCRIPTIONS = ("PLAT-ENT", "PLAT-PRO", "PLAT-STD")
 EXTRAS = ("ADD-SSO", "ADD-AUDIT", "SEATS-EXTRA")
-
-
-def now_text() -> str:
-    return format_datetime(datetime.now(UTC))
 
 
 @dataclass
@@ -69,11 +64,10 @@ def order_header(catalogue: Catalogue, rng: random.Random, **fields: Any) -> dic
     return {
         "AccountId": rng.choice(catalogue.account_ids),
         "Pricebook2Id": catalogue.pricebook_id,
-        "Status": "Activated",
+        "Status": "Draft",
         "EffectiveDate": "2026-12-01",
         "EndDate": "2027-11-30",
         "Type": "New",
-        "ActivatedDate": now_text(),
         **fields,
     }
 
@@ -95,7 +89,9 @@ def add_orders(
     emu: Emulator, count: int, *, lines: int = 3, seed: int = 7, chunk: int = 1000
 ) -> list[str]:
     """``count`` activated orders of ``lines`` lines each (a subscription and add-ons),
-    ActivatedDate stamped now; inserted ``chunk`` at a time. Returns their ids."""
+    ActivatedDate stamped now; ``chunk`` at a time, as an org makes them: each order and its
+    lines created as a draft, then the chunk activated in one transaction (Salesforce
+    activates no order without its products). Returns their ids."""
     catalogue = seed_catalogue(emu)
     rng = random.Random(seed)
     ids: list[str] = []
@@ -115,6 +111,7 @@ def add_orders(
                 for code in order_codes
             ],
         )
+        emu.update_many("Order", {order_id: {"Status": "Activated"} for order_id in order_ids})
         ids += order_ids
     return ids
 
@@ -168,6 +165,22 @@ class LocalWorld:
 
     def settled(self) -> int:
         return sum(n for status, n in self.statuses().items() if status in SETTLED)
+
+    def streams_open(self) -> bool:
+        """Whether the daemon's change event streams are open and its polls past their
+        opening (``orderflow status``: events connected): from then on, an activation
+        reaches it as an event."""
+        if not self.database.exists():
+            return False
+        engine = db.make_engine(f"sqlite:///{self.database}")
+        try:
+            with db.sessions(engine)() as session:
+                row = session.get(SfBudget, "events")
+                return row is not None and bool(row.data.get("connected"))
+        except SQLAlchemyError:
+            return False  # not created yet
+        finally:
+            engine.dispose()
 
     def duplicates(self) -> int:
         return sum(int(s.stats()["duplicates"]) for s in self.stubs.values())

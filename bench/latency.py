@@ -32,7 +32,6 @@ from pathlib import Path
 from bench.common import (
     LocalWorld,
     machine,
-    now_text,
     order_header,
     order_line,
     say,
@@ -71,13 +70,11 @@ def effects(world: LocalWorld) -> int:
 def activate_one(world: LocalWorld, rng: random.Random) -> float:
     """A draft with a line, activated; seconds from the activation to the first effect."""
     catalogue = seed_catalogue(world.emu)
-    header = order_header(catalogue, rng, Status="Draft")
-    header.pop("ActivatedDate")
-    order_id = world.emu.insert("Order", header)
+    order_id = world.emu.insert("Order", order_header(catalogue, rng))
     world.emu.insert("OrderItem", {**order_line(catalogue, "PLAT-PRO"), "OrderId": order_id})
     before = effects(world)
     started = time.monotonic()
-    world.emu.update("Order", order_id, {"Status": "Activated", "ActivatedDate": now_text()})
+    world.emu.update("Order", order_id, {"Status": "Activated"})  # ActivatedDate stamped
     if not wait_until(lambda: effects(world) > before, 300, every=0.01):
         raise RuntimeError(f"order {order_id} not dispatched within 300 s")
     return time.monotonic() - started

@@ -6,9 +6,10 @@ first dispatch, peak memory.
 
 For each size and stub latency (seconds before each answer: 0 answers at once, ``0.05-0.5``
 draws each from the range): a fresh Salesforce emulator and three stub systems, the
-daemon (``orderflow run``, its own process) started first and idle; then the orders
-(3 lines each) are activated in one burst (ActivatedDate stamped at insertion) and the
-clock runs until every Order shows a settled ``Fulfillment_Status__c``. The rules are the
+daemon (``orderflow run``, its own process) started first and idle (its change event
+streams open); then the orders (3 lines each, made as drafts) are activated in one burst,
+a thousand to a transaction (ActivatedDate stamped then), and the clock runs until every
+Order shows a settled ``Fulfillment_Status__c``. The rules are the
 callouts-only ``bench/callout_rules.yaml`` (the default rules' manual step would measure
 an operator, their pauses a timer). The poll interval is 0.5 s and the idle back-off is
 capped at 1 s, so the burst is seen at once.
@@ -122,7 +123,10 @@ def measure(
             daemon = world.start_daemon(env, log)
             try:
                 alive = lambda: daemon.poll() is None  # noqa: E731
-                wait_until(lambda: world.emu.api_calls > 0, 60, alive=alive)
+                # Idle: its first poll done and its change event streams open, so the
+                # burst reaches it as an org's activations do, as events.
+                if not wait_until(world.streams_open, 120, alive=alive):
+                    raise RuntimeError("the daemon's change event streams did not open")
                 started = time.monotonic()
                 add_orders(world.emu, orders, lines=LINES)
                 settled = wait_until(lambda: world.settled() >= orders, timeout, alive=alive)

@@ -66,7 +66,7 @@ def insert_case(emu: Emulator, catalogue: Catalogue, case: Mapping[str, Any]) ->
             "Id": product_id,
             "entry": {"Id": entry, "UnitPrice": product.get("price", 100.0)},
         }
-    header = order_header(catalogue, rng, Status="Draft")
+    header = order_header(catalogue, rng)
     header.update({k: _value(emu, v) for k, v in case.get("order", {}).items()})
     status = header.pop("Status")
     order_id = emu.insert("Order", header)

@@ -282,6 +282,12 @@ class Emulator:
         """Change fields and stamp SystemModstamp."""
         self.org.update(sobject, record_id, fields, modstamp=system_modstamp)
 
+    def update_many(self, sobject: str, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Change fields of many records (by Id) in one transaction."""
+        with self.store.transaction():
+            for record_id, fields in changes.items():
+                self.org.update(sobject, record_id, fields)
+
     def delete(self, sobject: str, record_id: str) -> None:
         """Move a record to the recycle bin (``IsDeleted = true``)."""
         self.org.delete(sobject, record_id)

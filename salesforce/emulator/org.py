@@ -194,7 +194,8 @@ class Org:
         }
 
     def _derive(self, row: Row, changes: Mapping[str, Any] | None) -> None:
-        """Fill the fields Salesforce computes (Id, StatusCode, TotalPrice, Product2Id)."""
+        """Fill the fields Salesforce computes (Id, StatusCode, ActivatedDate, TotalPrice,
+        Product2Id)."""
         fields = row.fields
         fields["Id"] = row.id
         if row.sobject == "Order":
@@ -203,6 +204,8 @@ class Org:
                 fields.setdefault("Status", status)
                 if changes is not None or "StatusCode" not in fields:
                     fields["StatusCode"] = _STATUS_CODES.get(status.lower(), "Draft")
+                if fields["StatusCode"] == "Activated" and not fields.get("ActivatedDate"):
+                    fields["ActivatedDate"] = fields["SystemModstamp"]  # stamped on activation
             fields.setdefault("TotalAmount", 0.0)
         elif row.sobject == "OrderItem":
             if fields.get("PricebookEntryId") and not fields.get("Product2Id"):

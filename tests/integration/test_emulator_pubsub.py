@@ -401,9 +401,10 @@ def test_events_carry_only_fields_the_subscriber_may_read(tmp_path: Path) -> Non
             _, call = _subscribe(stub, auth, 10)
             create, update = (_decode(stub, auth, e) for e in _events(call, 2))
     header = update["ChangeEventHeader"]
-    # StatusCode: no read grant. LastModifiedDate is there unless the create and the update
-    # fell in the same millisecond (the emulator marks the fields whose value changed).
-    assert header["changed"] - {"LastModifiedDate"} == {"Status"}
+    # StatusCode: no read grant; ActivatedDate: stamped by the activation. LastModifiedDate
+    # is there unless the create and the update fell in the same millisecond (the emulator
+    # marks the fields whose value changed).
+    assert header["changed"] - {"LastModifiedDate"} == {"Status", "ActivatedDate"}
     assert (update["Status"], update["Description"], update["StatusCode"]) == (
         "Activated",
         None,
