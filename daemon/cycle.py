@@ -16,7 +16,7 @@ from daemon.advance import AdvanceReport, advance_plans
 from daemon.amend import cancel_in_flight
 from daemon.context import Context
 from daemon.dispatch import dispatch
-from daemon.events import take_events
+from daemon.events import take_events, writeback_waits
 from daemon.held import release_held
 from daemon.invoices import plan_invoices
 from daemon.poll import poll_orders
@@ -95,7 +95,7 @@ def run_cycle(
             poll_statuses(ctx)  # accepted tasks finished at their system
     with phase("advance"):
         advance_plans(ctx)
-    if ctx.membership.leading:
+    if ctx.membership.leading and not writeback_waits(ctx, report.planned):  # a burst: ingest
         with phase("writeback"):
             report.written = write_back(ctx)  # Orders, lines, tasks and Invoices, one batch
     return report

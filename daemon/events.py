@@ -57,6 +57,10 @@ STAMPS = frozenset({"LastModifiedDate", "LastModifiedById", "SystemModstamp"})
 MARGIN = timedelta(minutes=1)
 #: Events taken in per cycle at most (the rest wait for the next, which follows at once).
 MAX_TAKE = 2000
+#: Seconds the cycle's writeback may wait for change events queued behind a take (a burst
+#: of activations): planning them comes first, Salesforce shows the statuses they change a
+#: few cycles later; past this, writeback runs whatever is queued.
+WRITEBACK_WAIT = timedelta(seconds=10)
 STATE = "events"  # its row in sf_budget, for `orderflow status`
 
 
@@ -80,6 +84,8 @@ class EventStream:
     saved: dict[str, Any] | None = None
     #: Records an event named wait for a poll due at this pacer time (None: none waits).
     behind_until: float | None = None
+    #: Since when writeback has waited for queued events (:func:`writeback_waits`).
+    writeback_waiting_since: datetime | None = None
     #: A first subscription opened at this moment and the poll's watermarks are not past it
     #: yet: what committed just before it is read by no event and by no poll so far.
     unpolled_from: datetime | None = None
@@ -142,6 +148,27 @@ def take_events(ctx: Context) -> tuple[int, int]:
     _pace(ctx, stream)
     _save(ctx, stream)
     return report.seen, report.planned
+
+
+def writeback_waits(ctx: Context, planned: int) -> bool:
+    """Whether this cycle's writeback waits: its take planned orders (``planned``) and more
+    change events are queued for the next take (which follows at once), and writeback has
+    not waited :data:`WRITEBACK_WAIT` yet. It loses nothing: writeback sends what differs
+    from what it last wrote, whenever it runs. (Echoes of writeback plan nothing: they
+    never make it wait.)"""
+    stream = ctx.events
+    if stream is None:
+        return False
+    if not planned or (not stream.pending and stream.subscriber.deliveries.empty()):
+        stream.writeback_waiting_since = None
+        return False
+    now = ctx.clock()
+    if stream.writeback_waiting_since is None:
+        stream.writeback_waiting_since = now
+    if now - stream.writeback_waiting_since < WRITEBACK_WAIT:
+        return True
+    stream.writeback_waiting_since = None
+    return False
 
 
 def _take(ctx: Context, stream: EventStream, batch: list[Delivery]) -> poll.PollReport:

@@ -239,6 +239,28 @@ def test_what_committed_just_before_the_streams_opened_is_polled_once_it_settled
     assert ctx.gateway.pacer.poll_interval == stream.safety_interval
 
 
+def test_writeback_waits_while_a_burst_of_activations_is_still_being_taken_in(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)  # the streams' first gaps taken in: nothing queued
+    now = datetime.now(UTC)
+    ctx.clock = lambda: now
+    topic, order = "/data/OrderChangeEvent", "801000000000001AAA"
+    queued = Change(topic, "Order", (order,), "UPDATE", ("Status",), "005", now, b"\x01")
+    ctx.events.pending.append(queued)  # more of the burst, for the next take
+    assert events.writeback_waits(ctx, planned=600)  # planning the burst comes first
+    assert not events.writeback_waits(ctx, planned=0)  # echoes taken in: no wait
+    assert events.writeback_waits(ctx, planned=600)
+    now += events.WRITEBACK_WAIT
+    assert not events.writeback_waits(ctx, planned=600)  # waited long enough: it runs
+    assert events.writeback_waits(ctx, planned=600)  # and the next may wait again
+    ctx.events.pending.clear()
+    assert not events.writeback_waits(ctx, planned=600)  # nothing queued
+
+
 def test_a_new_leader_resumes_after_what_the_last_one_took_in(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
