@@ -1,11 +1,12 @@
 """Claiming callouts: a short transaction that leases a batch of due tasks to one instance.
 
-A claim takes the Ready callouts, and the dispatches a crash interrupted, lowest id first,
+A claim takes the dispatches a crash interrupted, then the Ready callouts, lowest id first,
 and writes on each its intent (In Progress, ``dispatch_started_at``) and its lease (this
 instance's id, ``lease_expires_at``), then commits: the calls go out after, outside any
 transaction, and each result is committed on its own (daemon.dispatch).
 
-It is three Core statements whatever the batch, no ORM object loaded: one SELECT of the ids,
+It is four Core statements whatever the batch, no ORM object loaded: two SELECTs of the ids
+(the interrupted, then the Ready, each stopped at the batch on ``ix_tasks_system_state``),
 one ``UPDATE ... WHERE id IN (...) RETURNING`` of what the calls need (each row updated
 once: see :func:`claim`), one INSERT of the audit rows.
 
@@ -105,8 +106,8 @@ def claim(
     system: str | None = None,
     busy: Collection[int] = (),
 ) -> list[Claim]:
-    """Lease up to ``limit`` due callouts to ``owner``, lowest id first; intent and lease
-    written.
+    """Lease up to ``limit`` due callouts to ``owner``, interrupted ones first, then the
+    Ready ones, each lowest id first; intent and lease written.
 
     The caller commits (one short transaction) before sending anything. An interrupted
     dispatch already resent ``max_resends`` times falls out here and is not returned.
@@ -114,15 +115,15 @@ def claim(
     caller's own dispatches still out or being recorded, which are not interrupted ones.
     """
     due = due_callouts(owner, shared=shared)
-    if system is not None:
-        due &= Task.system == system
+    mine = Task.system.is_not(None) if system is None else Task.system == system
     if busy:
-        due &= Task.id.not_in(sorted(busy))
-    query = select(Task.id, Task.state, Task.resends, Task.plan_id).where(due)
-    query = query.order_by(Task.id).limit(limit)
-    if shared:
-        query = query.with_for_update(skip_locked=True)
-    rows = session.execute(query).all()
+        mine &= Task.id.not_in(sorted(busy))
+    # Interrupted dispatches first (few: at most what was out), then the Ready ones, each
+    # read in id order on ix_tasks_system_state and stopped at the batch: one read of both
+    # (an OR) read and sorted every Ready task of every system, for each claim.
+    rows = _due(session, mine & due & (Task.state == IN_PROGRESS), limit, shared=shared)
+    if len(rows) < limit:
+        rows += _due(session, mine & (Task.state == READY), limit - len(rows), shared=shared)
     spent = {
         r.id
         for r in rows
@@ -180,6 +181,16 @@ def claim(
             )
         result.append(Claim(**row._asdict()))
     return result
+
+
+def _due(session: Session, where: ColumnElement[bool], limit: int, *, shared: bool) -> list[Any]:
+    """Up to ``limit`` rows (id, state, resends, plan_id) of ``where``, lowest id first;
+    on PostgreSQL locked, skipping rows another claim holds."""
+    query = select(Task.id, Task.state, Task.resends, Task.plan_id).where(where)
+    query = query.order_by(Task.id).limit(limit)
+    if shared:
+        query = query.with_for_update(skip_locked=True)
+    return list(session.execute(query).all())
 
 
 def _give_up(session: Session, task_id: int, plan_id: int, resends: int, now: datetime) -> None:

@@ -167,7 +167,11 @@ class Task(Base):
     """One step of a plan and everything about its execution."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_tasks_state_next", "state", "next_attempt_at"),
+        #: A lane's claim reads its system's Ready tasks in id order (daemon.claims).
+        Index("ix_tasks_system_state", "system", "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import claims, db, instances
@@ -177,3 +177,31 @@ def test_a_resend_carries_the_correlation_token_of_the_first_send(sessions):
     assert (again.id, again.attempts) == (first.id, 2)
     assert first.correlation_token and again.correlation_token == first.correlation_token
     assert stored.correlation_token == first.correlation_token
+
+
+def test_a_lanes_claim_reads_its_batch_in_id_order_from_an_index_not_every_ready_task(
+    sessions: sessionmaker[Session],
+) -> None:
+    # At the start of a 10,000-order burst 40,000 tasks are Ready: a read that sorts them
+    # all, for every claim of 16, was what made 10,000 orders slower per callout than 1,000.
+    engine = sessions.kw["bind"]
+    reads: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
+            reads.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with sessions.begin() as session:
+            claimed = claims.claim(session, "me", NOW, LEASE, 1, shared=False, system="erp")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [c.step_id for c in claimed] == ["s0"]
+    assert reads, "the claim read the tasks"
+    with engine.connect() as conn:
+        for statement, parameters in reads:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "ix_tasks_system_state" in details, details
+            assert "TEMP B-TREE" not in details, details  # no sort of everything read
