@@ -60,7 +60,7 @@ MAX_TAKE = 2000
 #: Seconds the cycle's writeback may wait for change events queued behind a take (a burst
 #: of activations): planning them comes first, Salesforce shows the statuses they change a
 #: few cycles later; past this, writeback runs whatever is queued.
-WRITEBACK_WAIT = timedelta(seconds=10)
+WRITEBACK_WAIT = timedelta(seconds=3)
 STATE = "events"  # its row in sf_budget, for `orderflow status`
 
 
