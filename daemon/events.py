@@ -229,6 +229,10 @@ def needs_reading(ctx: Context, session: Session, change: Change) -> bool:
             return False  # Orderflow's writeback, seen again
         if not fields and change.commit_user == stream.user_id:
             return False  # the integration user touched it and changed nothing
+    if change.change_type == "CREATE" and _read_already(session, change):
+        # At this version or a later one (whose own event follows): a draft's line whose
+        # create event is taken after its order's activation was.
+        return False
     if change.entity == ORDER_ITEM:
         order_id = change.values.get("OrderId")
         # An activated order's lines cannot change: lines of an order not taken are a
@@ -242,6 +246,18 @@ def needs_reading(ctx: Context, session: Session, change: Change) -> bool:
 
 def _stored(session: Session, sobject: str, sf_id: str) -> bool:
     return session.get(SourceRecord, (sobject, sf_id)) is not None
+
+
+def _read_already(session: Session, change: Change) -> bool:
+    """Whether every record ``change`` names is stored: an OrderItem as a record of its
+    own (a window poll's) or among its stored order's lines (an order read by id)."""
+    lines: set[str] = set()
+    if change.entity == ORDER_ITEM:
+        order = session.get(SourceRecord, (ORDER, str(change.values.get("OrderId"))))
+        items = order.data.get("OrderItems") if order is not None else None
+        if isinstance(items, dict):
+            lines = {str(r.get("Id")) for r in items.get("records") or []}
+    return all(i in lines or _stored(session, change.entity, i) for i in change.record_ids)
 
 
 def _orders_of_lines(ctx: Context, session: Session, line_ids: set[str]) -> set[str]:

@@ -332,6 +332,32 @@ def test_a_draft_and_its_lines_cost_no_query_until_activated(
     wait_until(lambda: cycled_until_planned(ctx, order), "the order planned once activated")
 
 
+def test_a_drafts_line_event_taken_after_its_orders_activation_costs_no_query(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> None:
+    # The topics stream side by side: a burst of orders made and activated at once can
+    # bring an order's activation to a take before its line's create event.
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)
+    order = world.add_order(PRODUCT)  # a draft, its line, then activated
+    deliveries = ctx.events.subscriber.deliveries
+    wait_until(lambda: deliveries.qsize() >= 3, "the order's and the line's events")
+    time.sleep(0.3)
+    taken = [deliveries.get_nowait() for _ in range(deliveries.qsize())]
+    lines = [d for d in taken if isinstance(d, Change) and d.entity == "OrderItem"]
+    assert lines and all(d.change_type == "CREATE" for d in lines)
+    ctx.events.pending.extend(d for d in taken if d not in lines)  # the activation first
+    events.take_events(ctx)
+    assert plan_of(ctx, order) is not None
+    ctx.events.pending.extend(lines)
+    calls = world.emu.api_calls
+    events.take_events(ctx)
+    assert world.emu.api_calls == calls  # the line was read with its order
+    assert ctx.events.skipped >= len(lines)
+
+
 def test_a_posted_invoice_comes_by_its_event(
     world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
 ) -> None:
