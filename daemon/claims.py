@@ -86,12 +86,17 @@ _RETURNED = (
 )
 
 
+def interrupted(owner: str, *, shared: bool) -> ColumnElement[bool]:
+    """The condition of a dispatch a crash interrupted that ``owner`` may resend."""
+    cut = (Task.state == IN_PROGRESS) & Task.dispatch_started_at.is_not(None)
+    if shared:
+        cut &= Task.lease_owner.is_(None) | (Task.lease_owner == owner)
+    return cut
+
+
 def due_callouts(owner: str, *, shared: bool) -> ColumnElement[bool]:
     """The condition of a claimable callout for ``owner``."""
-    interrupted = (Task.state == IN_PROGRESS) & Task.dispatch_started_at.is_not(None)
-    if shared:
-        interrupted &= Task.lease_owner.is_(None) | (Task.lease_owner == owner)
-    return Task.system.is_not(None) & ((Task.state == READY) | interrupted)
+    return Task.system.is_not(None) & ((Task.state == READY) | interrupted(owner, shared=shared))
 
 
 def claim(
@@ -114,14 +119,13 @@ def claim(
     ``system``: only its callouts (the pipeline's lanes claim per system); ``busy``: the
     caller's own dispatches still out or being recorded, which are not interrupted ones.
     """
-    due = due_callouts(owner, shared=shared)
     mine = Task.system.is_not(None) if system is None else Task.system == system
     if busy:
         mine &= Task.id.not_in(sorted(busy))
     # Interrupted dispatches first (few: at most what was out), then the Ready ones, each
     # read in id order on ix_tasks_system_state and stopped at the batch: one read of both
     # (an OR) read and sorted every Ready task of every system, for each claim.
-    rows = _due(session, mine & due & (Task.state == IN_PROGRESS), limit, shared=shared)
+    rows = _due(session, mine & interrupted(owner, shared=shared), limit, shared=shared)
     if len(rows) < limit:
         rows += _due(session, mine & (Task.state == READY), limit - len(rows), shared=shared)
     spent = {
@@ -135,7 +139,7 @@ def claim(
     ids = [r.id for r in rows if r.id not in spent]
     if not ids:
         return []
-    ready = Task.state == READY
+    ready, due = Task.state == READY, due_callouts(owner, shared=shared)
     # Tokens for those without one, made here and written by the one UPDATE: a second
     # UPDATE of a row this transaction changed re-checks its plan's foreign key on
     # PostgreSQL (FOR KEY SHARE of the plan), a wait on a plan a recorder holds while it

@@ -76,6 +76,17 @@ def closing() -> Iterator[list[Context]]:
         subscription.close_stream(ctx)
 
 
+def cycled_stream(
+    world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
+) -> tuple[Context, events.EventStream]:
+    """A streaming context (closed after the test) and its stream, its first cycle run."""
+    ctx = streaming(world, monkeypatch)
+    closing.append(ctx)
+    assert ctx.events is not None
+    run_cycle(ctx)
+    return ctx, ctx.events
+
+
 def settle(ctx: Context, world: World, orders: list[str], cycles: int = 40) -> None:
     """Cycles (an operator doing the manual steps) until ``orders`` settle; between cycles,
     what the stream delivers is waited for a moment."""
@@ -141,10 +152,8 @@ def test_an_order_activated_at_idle_is_dispatched_before_any_poll_is_due(
 def test_a_dropped_stream_and_a_gap_lose_nothing(
     world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    assert ctx.events is not None
-    run_cycle(ctx)  # the first poll, then the safety cadence
+    # The first poll, then the safety cadence.
+    ctx, stream = cycled_stream(world, monkeypatch, closing)
     first = [world.add_order(PRODUCT) for _ in range(3)]
     world.emu.pause_events()  # committed while the stream is down: replayed or polled
     world.emu.drop_streams()
@@ -157,16 +166,14 @@ def test_a_dropped_stream_and_a_gap_lose_nothing(
     assert polls[0] > before  # the gap and the drop were polled over
     assert all(world.order_statuses()[o] == "Completed" for o in first + late + more)
     assert no_duplicates(world)
-    assert ctx.events.gaps >= 1
-    assert ctx.events.subscriber.states["/data/OrderChangeEvent"].drops >= 1
+    assert stream.gaps >= 1
+    assert stream.subscriber.states["/data/OrderChangeEvent"].drops >= 1
 
 
 def test_a_restart_resumes_after_the_stored_replay_id(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    run_cycle(ctx)
+    ctx, _ = cycled_stream(world, monkeypatch, closing)
     taken = world.add_order(PRODUCT)
     wait_until(lambda: cycled_until_planned(ctx, taken), "the order planned from its event")
     with ctx.sessions() as session:
@@ -242,22 +249,20 @@ def test_what_committed_just_before_the_streams_opened_is_polled_once_it_settled
 def test_writeback_waits_while_a_burst_of_activations_is_still_being_taken_in(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    assert ctx.events is not None
-    run_cycle(ctx)  # the streams' first gaps taken in: nothing queued
+    # The streams' first gaps taken in: nothing queued.
+    ctx, stream = cycled_stream(world, monkeypatch, closing)
     now = datetime.now(UTC)
     ctx.clock = lambda: now
     topic, order = "/data/OrderChangeEvent", "801000000000001AAA"
     queued = Change(topic, "Order", (order,), "UPDATE", ("Status",), "005", now, b"\x01")
-    ctx.events.pending.append(queued)  # more of the burst, for the next take
+    stream.pending.append(queued)  # more of the burst, for the next take
     assert events.writeback_waits(ctx, planned=600)  # planning the burst comes first
     assert not events.writeback_waits(ctx, planned=0)  # echoes taken in: no wait
     assert events.writeback_waits(ctx, planned=600)
     now += events.WRITEBACK_WAIT
     assert not events.writeback_waits(ctx, planned=600)  # waited long enough: it runs
     assert events.writeback_waits(ctx, planned=600)  # and the next may wait again
-    ctx.events.pending.clear()
+    stream.pending.clear()
     assert not events.writeback_waits(ctx, planned=600)  # nothing queued
 
 
@@ -297,37 +302,31 @@ def test_a_new_leader_resumes_after_what_the_last_one_took_in(
 def test_a_writeback_echo_costs_no_query(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    assert ctx.events is not None
-    run_cycle(ctx)
+    ctx, stream = cycled_stream(world, monkeypatch, closing)
     order = world.add_order(PRODUCT)
     settle(ctx, world, [order])  # its status written back: echoes on the stream
-    deliveries = ctx.events.subscriber.deliveries
+    deliveries = stream.subscriber.deliveries
     wait_until(lambda: not deliveries.empty(), "the writeback's echoes")
     time.sleep(0.5)
     calls = world.emu.api_calls
-    skipped = ctx.events.skipped
+    skipped = stream.skipped
     events.take_events(ctx)
-    assert ctx.events.skipped > skipped
+    assert stream.skipped > skipped
     assert world.emu.api_calls == calls  # read nothing, wrote nothing
 
 
 def test_a_draft_and_its_lines_cost_no_query_until_activated(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    assert ctx.events is not None
-    run_cycle(ctx)
+    ctx, stream = cycled_stream(world, monkeypatch, closing)
     order = world.add_order(PRODUCT, status="Draft")  # created, a line added: not ours yet
-    deliveries = ctx.events.subscriber.deliveries
+    deliveries = stream.subscriber.deliveries
     wait_until(lambda: deliveries.qsize() >= 2, "the draft's events")
     time.sleep(0.3)
     calls = world.emu.api_calls
     events.take_events(ctx)
     assert world.emu.api_calls == calls
-    assert ctx.events.skipped >= 2
+    assert stream.skipped >= 2
     world.emu.update("Order", order, {"Status": "Activated"})
     wait_until(lambda: cycled_until_planned(ctx, order), "the order planned once activated")
 
@@ -337,33 +336,28 @@ def test_a_drafts_line_event_taken_after_its_orders_activation_costs_no_query(
 ) -> None:
     # The topics stream side by side: a burst of orders made and activated at once can
     # bring an order's activation to a take before its line's create event.
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    assert ctx.events is not None
-    run_cycle(ctx)
+    ctx, stream = cycled_stream(world, monkeypatch, closing)
     order = world.add_order(PRODUCT)  # a draft, its line, then activated
-    deliveries = ctx.events.subscriber.deliveries
+    deliveries = stream.subscriber.deliveries
     wait_until(lambda: deliveries.qsize() >= 3, "the order's and the line's events")
     time.sleep(0.3)
     taken = [deliveries.get_nowait() for _ in range(deliveries.qsize())]
     lines = [d for d in taken if isinstance(d, Change) and d.entity == "OrderItem"]
     assert lines and all(d.change_type == "CREATE" for d in lines)
-    ctx.events.pending.extend(d for d in taken if d not in lines)  # the activation first
+    stream.pending.extend(d for d in taken if d not in lines)  # the activation first
     events.take_events(ctx)
     assert plan_of(ctx, order) is not None
-    ctx.events.pending.extend(lines)
+    stream.pending.extend(lines)
     calls = world.emu.api_calls
     events.take_events(ctx)
     assert world.emu.api_calls == calls  # the line was read with its order
-    assert ctx.events.skipped >= len(lines)
+    assert stream.skipped >= len(lines)
 
 
 def test_a_posted_invoice_comes_by_its_event(
     world: World, monkeypatch: pytest.MonkeyPatch, polls: list[int], closing: list[Context]
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    run_cycle(ctx)
+    ctx, _ = cycled_stream(world, monkeypatch, closing)
     order = world.add_order(PRODUCT)
     wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
     polled = polls[0]
@@ -383,9 +377,7 @@ def test_status_shows_the_event_stream(
     capsys: pytest.CaptureFixture[str],
     closing: list[Context],
 ) -> None:
-    ctx = streaming(world, monkeypatch)
-    closing.append(ctx)
-    run_cycle(ctx)
+    ctx, _ = cycled_stream(world, monkeypatch, closing)
     order = world.add_order(PRODUCT)
     wait_until(lambda: cycled_until_planned(ctx, order), "the order planned from its event")
     assert main(["status", "--json"]) == 0
