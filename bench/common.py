@@ -23,10 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from daemon import db
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY
 from daemon.demo import SYSTEMS, demo_environment
 from daemon.models import Plan, SfBudget, Task
 from downstream.stubs import StubSystem
+from orchestration.auto import REGISTRY
 from orchestration.decompose import decompose
 from orchestration.records import Order
 from orchestration.rules import RuleSet, load_rules

@@ -25,8 +25,8 @@ from typing import Any
 
 from daemon import db, store
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY
 from daemon.settings import DEFAULT_RULES
+from orchestration.auto import REGISTRY
 from orchestration.decompose import PlannedStep, decompose, idempotency_key
 from orchestration.records import Order
 from orchestration.rules import RuleSet, load_rules

@@ -14,12 +14,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from daemon import store
-from daemon.auto import AutoCall
 from daemon.context import Context
 from daemon.fallout import fail
 from daemon.jeopardy import SlaCache, next_threshold, refresh_plan
 from daemon.models import Plan, Task
 from daemon.systems import offline_systems
+from orchestration.auto import AutoCall
 from orchestration.errors import RecordError, RetriableError
 from orchestration.plan import advance, next_move_at
 from orchestration.states import StepKind, StepState

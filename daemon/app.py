@@ -36,7 +36,7 @@ def utcnow() -> datetime:
 
 
 def rules(settings: Settings) -> RuleSet:
-    from daemon.auto import REGISTRY
+    from orchestration.auto import REGISTRY
 
     polled = {
         "order": (*settings.sf_order_fields, *settings.remap_config().fields_of("Order")),

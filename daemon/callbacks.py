@@ -15,10 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -101,20 +100,6 @@ def _apply(ctx: Context, system: str, signature: str, token: str, data: dict[str
         return _refuse(409, system, "replayed callback")
     log.info("callback from %s for %s: %s", system, step, outcome)
     return 200, {"result": outcome}
-
-
-#: How long a receipt is kept: far past the replay window (a callback older than
-#: ``TOLERANCE`` is refused as stale whatever the receipts say), long enough to look at.
-RECEIPTS_KEPT = timedelta(days=1)
-
-
-def prune_receipts(ctx: Context) -> int:
-    """Delete the receipts older than :data:`RECEIPTS_KEPT`; the number deleted."""
-    with ctx.sessions.begin() as session:
-        done = session.execute(
-            delete(CallbackReceipt).where(CallbackReceipt.received_at < ctx.clock() - RECEIPTS_KEPT)
-        )
-    return int(getattr(done, "rowcount", 0) or 0)
 
 
 def _result(system: str, data: dict[str, Any]) -> SubmitResult:

@@ -6,23 +6,20 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.auto import REGISTRY, AutoFunction
 from daemon.instances import Membership
 from daemon.models import Task
+from daemon.stream import EventStream
 from daemon.webhook import Webhook
 from downstream.protocol import DownstreamSystem, TaskRequest
+from orchestration.auto import REGISTRY, AutoFunction
 from orchestration.records import Order
 from orchestration.rules import RuleSet
 from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import PollFields
-
-if TYPE_CHECKING:
-    from daemon.events import EventStream
 
 #: Kept for callers of the earlier name.
 AutoAction = AutoFunction

@@ -7,7 +7,7 @@
   each setting is a row of ``cutovers`` (time, actor, reason), the newest one holds.
   Changing it needs ``--force``; a setting that disagrees with the stored one stops the
   process with one line.
-- **History adopted once, resumably.** :func:`adopt_history` reads every Order whose
+- **History adopted once, resumably.** :func:`daemon.golive.adopt_history` reads every Order whose
   cut-over field falls on or before the cut-over's day in pages (resync's range read, each
   page committed) and adopts what is historic (daemon.adoption). A kill in the middle
   leaves the pages taken; the next start reads again, finds them unchanged and goes on.
@@ -22,11 +22,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.context import Context
 from daemon.models import Cutover, Plan, Watermark
-from daemon.resync import Progress, ResyncReport, ResyncSpec, resync
 from orchestration.errors import ConfigError
-from salesforce.poller import EPOCH, ORDER
 
 log = logging.getLogger(__name__)
 
@@ -121,32 +118,6 @@ def require(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         if current(session) is None and store_empty(session):
             raise ConfigError(NO_CUTOVER)
-
-
-def adopt_history(ctx: Context, progress: Progress | None = None) -> ResyncReport | None:
-    """Read and adopt the orders before the cut-over unless done already (None then)."""
-    with ctx.sessions() as session:
-        row = current(session)
-        if row is None or row.adopted_at is not None:
-            return None
-        row_id, at = row.id, row.at
-    spec = ResyncSpec(
-        since=EPOCH.date(), until=at.date(), field=ctx.cutover_field, objects=(ORDER,)
-    )
-    log.info("adopting the orders before the cut-over %s (by %s)", iso(at), ctx.cutover_field)
-    report = resync(ctx, spec, progress)
-    with ctx.sessions.begin() as session:
-        done = session.get(Cutover, row_id)
-        if done is not None:
-            done.adopted_at = ctx.clock()
-    tally = report.total()
-    log.info(
-        "adoption done: %d orders read, %d new plans, %d unchanged",
-        tally.read,
-        tally.planned,
-        tally.unchanged,
-    )
-    return report
 
 
 def adopted_count(session: Session) -> int:

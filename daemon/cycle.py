@@ -1,4 +1,5 @@
-"""One cycle of the daemon: poll, plan, advance, dispatch, write back.
+"""One cycle of the daemon: poll, plan, advance, dispatch, write back; and the jeopardy sweep
+between cycles.
 
 Each phase commits what it learned before the next begins, so a crash at any line leaves a
 state from which the next cycle finishes the work (ARCHITECTURE.md, rule 1).
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from daemon.advance import AdvanceReport, advance_plans
 from daemon.amend import cancel_in_flight
@@ -19,15 +23,18 @@ from daemon.dispatch import dispatch
 from daemon.events import take_events, writeback_waits
 from daemon.held import release_held
 from daemon.invoices import plan_invoices
+from daemon.jeopardy import flagged_steps
+from daemon.notify import notify_changes
 from daemon.poll import poll_orders
 from daemon.status_poll import poll_statuses
 from daemon.systems import check_systems
 from daemon.writeback import write_back
+from orchestration.errors import RecordError, RetriableError
 
 log = logging.getLogger(__name__)
 
 #: The phases' names re-exported where callers found them (plans advance in daemon.advance).
-__all__ = ["AdvanceReport", "CycleReport", "advance_plans", "run_cycle"]
+__all__ = ["AdvanceReport", "CycleReport", "SweepReport", "advance_plans", "run_cycle", "sweep"]
 
 
 @dataclass
@@ -104,3 +111,55 @@ def run_cycle(
 def _add_events(report: CycleReport, taken: tuple[int, int]) -> None:
     report.polled += taken[0]
     report.planned += taken[1]
+
+
+@dataclass
+class SweepReport:
+    plans: int = 0
+    changed: int = 0
+    written: int = 0
+    notified: int = 0
+    steps: Counter[str] = field(default_factory=Counter)
+
+
+def sweep(ctx: Context) -> SweepReport:
+    """One sweep at ``ctx.clock()``: assess the plans due, write back, notify (the leader
+    only: it alone writes to Salesforce).
+
+    The assessing is :func:`advance_plans`, which every cycle runs too: each
+    plan wakes at its next SLA threshold, so the sweep looks at the plans whose time came,
+    not at everything in flight. The sweep's own cadence keeps Late orders' messages and
+    the webhook current while cycles are far apart (the poll backing off when idle).
+    """
+    report = SweepReport()
+    if not ctx.membership.leading:
+        return report
+    started = time.monotonic()
+    advanced = advance_plans(ctx)
+    report.plans, report.changed = advanced.plans, advanced.jeopardy_changed
+    report.written = write_back(ctx, late=True)  # how late a Late order is, refreshed
+    report.notified = notify_changes(ctx)
+    seconds = time.monotonic() - started
+    if report.changed or report.notified or report.written or seconds >= 1:
+        with ctx.sessions() as session:  # counted for the log line only
+            report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
+        log.info(
+            "jeopardy sweep: %d plans changed, %d records written, %d notified (%.2f s)",
+            report.changed,
+            report.written,
+            report.notified,
+            seconds,
+            extra={"at_risk": report.steps["At Risk"], "late": report.steps["Late"]},
+        )
+    return report
+
+
+def safe_sweep(ctx: Context) -> SweepReport | None:
+    """A sweep whose passing failures (database, Salesforce) are logged and left to the next."""
+    try:
+        return sweep(ctx)
+    except (RetriableError, RecordError) as exc:
+        log.warning("jeopardy sweep interrupted, will retry: %s", exc)
+    except (OperationalError, IntegrityError) as exc:
+        log.warning("jeopardy sweep interrupted by the database, will retry: %s", exc.orig)
+    return None

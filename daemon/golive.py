@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session
 from daemon import adoption, cutover, store
 from daemon.context import Context
 from daemon.models import Cutover, Plan, ShadowSend
+from daemon.resync import Progress, ResyncReport, ResyncSpec, resync
 from daemon.shadow_report import Call, from_documents, read_export, to_standard
 from orchestration.errors import ConfigError
 from orchestration.states import PlanState, StepState
 from remap.ids import is_id, to18
+from salesforce.poller import EPOCH, ORDER
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +135,31 @@ def _send_for_real(session: Session, plan: Plan, now: datetime) -> None:
 
 def _id(value: str) -> str:
     return to18(value) if is_id(value) else value
+
+
+def adopt_history(ctx: Context, progress: Progress | None = None) -> ResyncReport | None:
+    """Read and adopt the orders before the cut-over unless done already (None then)."""
+    with ctx.sessions() as session:
+        row = cutover.current(session)
+        if row is None or row.adopted_at is not None:
+            return None
+        row_id, at = row.id, row.at
+    spec = ResyncSpec(
+        since=EPOCH.date(), until=at.date(), field=ctx.cutover_field, objects=(ORDER,)
+    )
+    log.info(
+        "adopting the orders before the cut-over %s (by %s)", cutover.iso(at), ctx.cutover_field
+    )
+    report = resync(ctx, spec, progress)
+    with ctx.sessions.begin() as session:
+        done = session.get(Cutover, row_id)
+        if done is not None:
+            done.adopted_at = ctx.clock()
+    tally = report.total()
+    log.info(
+        "adoption done: %d orders read, %d new plans, %d unchanged",
+        tally.read,
+        tally.planned,
+        tally.unchanged,
+    )
+    return report

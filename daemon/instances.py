@@ -31,10 +31,10 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from sqlalchemy import ColumnElement, Engine, Select, delete, select, update
@@ -43,11 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db
 from daemon.models import Instance, Task
-from daemon.wakeup import Wakeup
 from orchestration.errors import ConfigError
-
-if TYPE_CHECKING:
-    from daemon.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -275,27 +271,3 @@ def membership(engine: Engine, heartbeat_interval: float, dead_after: float) -> 
         leader_lock=LeaderLock(db.libpq_url(engine)) if shared else None,
         _leading=not shared,
     )
-
-
-@contextlib.contextmanager
-def running(ctx: Context, stop: threading.Event, *, listen: bool = True) -> Iterator[Wakeup]:
-    """This instance on duty for the block: beating, reaping, leading when it can, and
-    (on PostgreSQL, ``listen``) woken by the others' notifications. Signs off at the end."""
-    engine = ctx.sessions.kw["bind"]
-    url = db.libpq_url(engine) if listen and db.is_postgres(engine) else None
-    wake = Wakeup(url)
-    member = ctx.membership
-    member.on_lead = wake.event.set
-    member.start(ctx.clock(), ctx.clock)
-    wake.start(stop)
-    log.info(
-        "instance %s started (%s)",
-        member.id,
-        "leading" if member.leading else "dispatching; another instance leads",
-        extra={"instance": member.id},
-    )
-    try:
-        yield wake
-    finally:
-        wake.close()
-        member.stop(ctx.clock())

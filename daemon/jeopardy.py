@@ -17,17 +17,13 @@ step that finishes clears its flag in the same cycle.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from daemon.context import Context
 from daemon.models import Plan, Task
 from orchestration.jeopardy import Assessment, Jeopardy, SlaStep, assess, sentence, worst
 from orchestration.rules import Sla
@@ -45,15 +41,6 @@ SETTLED = frozenset(
 )
 #: What the webhook is told about, by how bad it is.
 NOTIFIED = ("At Risk", "Late", "Fallout")
-
-
-@dataclass
-class SweepReport:
-    plans: int = 0
-    changed: int = 0
-    written: int = 0
-    notified: int = 0
-    steps: Counter[str] = field(default_factory=Counter)
 
 
 class SlaCache:
@@ -129,42 +116,6 @@ def plans_to_sweep(session: Session) -> list[Plan]:
     return list(session.scalars(query))
 
 
-def sweep(ctx: Context) -> SweepReport:
-    """One sweep at ``ctx.clock()``: assess the plans due, write back, notify (the leader
-    only: it alone writes to Salesforce).
-
-    The assessing is :func:`daemon.cycle.advance_plans`, which every cycle runs too: each
-    plan wakes at its next SLA threshold, so the sweep looks at the plans whose time came,
-    not at everything in flight. The sweep's own cadence keeps Late orders' messages and
-    the webhook current while cycles are far apart (the poll backing off when idle).
-    """
-    from daemon.cycle import advance_plans
-    from daemon.webhook import notify_changes
-    from daemon.writeback import write_back
-
-    report = SweepReport()
-    if not ctx.membership.leading:
-        return report
-    started = time.monotonic()
-    advanced = advance_plans(ctx)
-    report.plans, report.changed = advanced.plans, advanced.jeopardy_changed
-    report.written = write_back(ctx, late=True)  # how late a Late order is, refreshed
-    report.notified = notify_changes(ctx)
-    seconds = time.monotonic() - started
-    if report.changed or report.notified or report.written or seconds >= 1:
-        with ctx.sessions() as session:  # counted for the log line only
-            report.steps.update({str(k): n for k, n in session.execute(flagged_steps())})
-        log.info(
-            "jeopardy sweep: %d plans changed, %d records written, %d notified (%.2f s)",
-            report.changed,
-            report.written,
-            report.notified,
-            seconds,
-            extra={"at_risk": report.steps["At Risk"], "late": report.steps["Late"]},
-        )
-    return report
-
-
 def flagged_steps() -> Select[str | None, int]:
     """Steps At Risk and Late in the store, by level."""
     return (
@@ -172,21 +123,6 @@ def flagged_steps() -> Select[str | None, int]:
         .where(Task.jeopardy.in_(("At Risk", "Late")))
         .group_by(Task.jeopardy)
     )
-
-
-def safe_sweep(ctx: Context) -> SweepReport | None:
-    """A sweep whose passing failures (database, Salesforce) are logged and left to the next."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    from orchestration.errors import RecordError, RetriableError
-
-    try:
-        return sweep(ctx)
-    except (RetriableError, RecordError) as exc:
-        log.warning("jeopardy sweep interrupted, will retry: %s", exc)
-    except (OperationalError, IntegrityError) as exc:
-        log.warning("jeopardy sweep interrupted by the database, will retry: %s", exc.orig)
-    return None
 
 
 def condition(plan: Plan) -> str | None:

@@ -22,10 +22,12 @@ that hangs stops beating, so systemd's watchdog restarts it; no side thread keep
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -34,14 +36,12 @@ import schedule
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from daemon import pacing
-from daemon.callbacks import prune_receipts
+from daemon import db, pacing
 from daemon.context import Context
-from daemon.cycle import CycleReport, run_cycle
+from daemon.cycle import CycleReport, run_cycle, safe_sweep
 from daemon.health import Heartbeat, stale_after
-from daemon.jeopardy import safe_sweep
 from daemon.pipeline import Pipeline
-from daemon.retention import prune_history
+from daemon.retention import prune_history, prune_receipts
 from daemon.systemd_notify import Notifier
 from daemon.wakeup import Wakeup
 from orchestration.errors import ConfigError, FatalError, RecordError, RetriableError
@@ -263,3 +263,27 @@ def _describe(cycles: int, report: CycleReport | None, wait: float) -> str:
         f"cycle {cycles}: {report.polled} polled, {report.planned} planned, "
         f"{report.dispatched} dispatched, {report.written} written; next in {wait:g} s"
     )
+
+
+@contextlib.contextmanager
+def running(ctx: Context, stop: threading.Event, *, listen: bool = True) -> Iterator[Wakeup]:
+    """This instance on duty for the block: beating, reaping, leading when it can, and
+    (on PostgreSQL, ``listen``) woken by the others' notifications. Signs off at the end."""
+    engine = ctx.sessions.kw["bind"]
+    url = db.libpq_url(engine) if listen and db.is_postgres(engine) else None
+    wake = Wakeup(url)
+    member = ctx.membership
+    member.on_lead = wake.event.set
+    member.start(ctx.clock(), ctx.clock)
+    wake.start(stop)
+    log.info(
+        "instance %s started (%s)",
+        member.id,
+        "leading" if member.leading else "dispatching; another instance leads",
+        extra={"instance": member.id},
+    )
+    try:
+        yield wake
+    finally:
+        wake.close()
+        member.stop(ctx.clock())

@@ -13,7 +13,7 @@
 - **Afterwards.** An Order edited in Salesforce after its copy went is taken as changed
   and compared with the plan's own snapshot (daemon.amend), as before.
 
-Callback receipts have their own, shorter life (a day: daemon.callbacks.prune_receipts).
+Callback receipts have their own, shorter life (a day: :func:`prune_receipts`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from daemon.context import Context
 from daemon.jeopardy import SETTLED
-from daemon.models import Plan, SourceRecord, TaskEvent
+from daemon.models import CallbackReceipt, Plan, SourceRecord, TaskEvent
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +105,17 @@ def _records_of(plan: Plan) -> list[tuple[str, str]]:
 
 def _count(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+#: How long a receipt is kept: far past the replay window (a callback older than
+#: ``TOLERANCE`` is refused as stale whatever the receipts say), long enough to look at.
+RECEIPTS_KEPT = timedelta(days=1)
+
+
+def prune_receipts(ctx: Context) -> int:
+    """Delete the receipts older than :data:`RECEIPTS_KEPT`; the number deleted."""
+    with ctx.sessions.begin() as session:
+        done = session.execute(
+            delete(CallbackReceipt).where(CallbackReceipt.received_at < ctx.clock() - RECEIPTS_KEPT)
+        )
+    return int(getattr(done, "rowcount", 0) or 0)

@@ -20,9 +20,10 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from daemon.context import Context
-from daemon.events import STATE, EventStream, resume_points, topics, written_fields
+from daemon.events import STATE, resume_points, topics, written_fields
 from daemon.models import SfBudget
 from daemon.settings import Settings
+from daemon.stream import EventStream
 from orchestration.errors import ConfigError
 from remap.ids import to18
 from salesforce.gateway import SalesforceGateway

@@ -1,9 +1,6 @@
-"""Notifications: a Slack-compatible webhook told when an order goes At Risk, Late or Fallout.
+"""The notification webhook: a Slack-compatible URL, sent to from a thread of its own.
 
-Optional (``ORDERFLOW_NOTIFY_WEBHOOK_URL``). One message per change, not one per sweep: the
-condition last told is kept on the plan (``plans.notified``) and only a different one is
-queued; an order back on track forgets it, so going At Risk again is told again.
-
+Optional (``ORDERFLOW_NOTIFY_WEBHOOK_URL``); what is told, and when, is :mod:`daemon.notify`.
 A webhook never holds up the loop:
 - **Queued.** The sweep puts each message in a bounded queue (:data:`MAX_QUEUED`) and goes
   on; a background thread sends them, each with a short timeout (:data:`TIMEOUT`). A full
@@ -27,19 +24,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 from pydantic import SecretStr
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
 
 from daemon import logs
-from daemon.models import Plan
-
-if TYPE_CHECKING:
-    from daemon.context import Context  # which holds a Webhook
 
 log = logging.getLogger(__name__)
 
@@ -170,59 +160,3 @@ class Webhook:
             self._wake.clear()  # before delivering: a message queued meanwhile wakes it
             self.deliver()
             self._wake.wait(IDLE_WAIT)
-
-
-def message(plan: Plan, condition: str, now: datetime) -> str:
-    """The text told for ``plan`` in ``condition``, with the reason when there is one."""
-    from daemon.jeopardy import describe_worst
-
-    if condition == "Fallout":
-        failed = next((t for t in plan.tasks if t.state == "Fatally Failed" and t.message), None)
-        reason = plan.flag or (f"{failed.title}: {failed.message}" if failed else "")
-    else:
-        reason = describe_worst(plan.tasks, now) or ""
-    text = f"Order {plan.order_number} is {condition}"
-    return f"{text}: {reason}" if reason else text
-
-
-def notify_changes(ctx: Context) -> int:
-    """Queue a message for every order whose condition changed since it was last told.
-    Returns the messages queued (0 without a webhook)."""
-    from daemon.jeopardy import condition
-
-    webhook = ctx.webhook
-    if webhook is None:
-        return 0
-    now = ctx.clock()
-    outbox: list[tuple[int, str | None, str]] = []
-    with ctx.sessions.begin() as session:
-        query = (
-            select(Plan)
-            .where(Plan.kind == "order")
-            .where(
-                or_(
-                    Plan.notified.is_not(None),
-                    Plan.status == "Fallout",
-                    Plan.jeopardy.in_(["At Risk", "Late"]),
-                )
-            )
-            .options(selectinload(Plan.tasks))
-            .order_by(Plan.id)
-        )
-        for plan in session.scalars(query):
-            now_is = condition(plan)
-            if now_is == plan.notified:
-                continue
-            if now_is is None:
-                plan.notified = None  # back on track (or done): a new trouble is news again
-                continue
-            outbox.append((plan.id, now_is, message(plan, now_is, now)))
-    # Queued outside the transaction; sent by the webhook's own thread, never waited for.
-    sent = [(plan_id, told) for plan_id, told, text in outbox if webhook.post(text)]
-    if sent:
-        with ctx.sessions.begin() as session:
-            for plan_id, told in sent:
-                row = session.get(Plan, plan_id)
-                if row is not None:
-                    row.notified = told
-    return len(sent)

@@ -328,7 +328,7 @@ def count_faults(emu: Emulator) -> Counter[str]:
 def _sweeper() -> Callable[[Context], object] | None:
     """daemon.jeopardy's sweep, when this tree has it."""
     try:
-        from daemon.jeopardy import safe_sweep
+        from daemon.cycle import safe_sweep
     except ImportError:
         return None
     return safe_sweep

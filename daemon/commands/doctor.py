@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from daemon import logs
+from daemon.commands.checks import Check, fail, guard
 from daemon.commands.colour import paint
+from daemon.commands.doctor_salesforce import salesforce_checks
 from orchestration.errors import OrderflowError
-
-Status = Literal["pass", "fail", "skip"]
-#: Below this share of the daily allowance left, the budget check fails.
-LOW_BUDGET = 0.10
 
 HELP = """\
 Checks, in order: settings; the rules file and the systems it needs; the database (connects,
@@ -38,13 +35,6 @@ check names: settings, rules, database, cutover,
 
 Exit codes: 0 every check passed; 1 a check failed.
 """
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
 
 
 def register(commands: Any) -> None:
@@ -79,40 +69,26 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def run_checks() -> list[Check]:
     """Every check, in order; one that cannot run for want of another is skipped."""
-    from daemon.commands.doctor_salesforce import salesforce_checks
     from daemon.settings import load_settings
 
     checks: list[Check] = []
     try:
         settings = load_settings()
     except OrderflowError as exc:
-        checks.append(_fail("settings", exc))
+        checks.append(fail("settings", exc))
         for name in ("rules", "database", "salesforce.login", "downstream"):
             checks.append(Check(name, "skip", "needs valid settings"))
         return checks
     checks.append(Check("settings", "pass", "every ORDERFLOW_* setting is valid"))
-    checks.append(_guard("rules", lambda: _rules(settings)))
-    checks.append(_guard("database", lambda: _database(settings)))
+    checks.append(guard("rules", lambda: _rules(settings)))
+    checks.append(guard("database", lambda: _database(settings)))
     if checks[-1].status == "pass":
-        checks.append(_guard("cutover", lambda: _cutover(settings)))
+        checks.append(guard("cutover", lambda: _cutover(settings)))
     else:
         checks.append(Check("cutover", "skip", "needs the database"))
     checks.extend(salesforce_checks(settings))
     checks.extend(_downstream(settings))
     return checks
-
-
-def _guard(name: str, check: Callable[[], str]) -> Check:
-    """Run a check: its detail on success, the error (redacted) on failure."""
-    try:
-        return Check(name, "pass", check())
-    except Exception as exc:
-        return _fail(name, exc)
-
-
-def _fail(name: str, exc: BaseException) -> Check:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return Check(name, "fail", logs.redact(text))
 
 
 def _rules(settings: Any) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.commands.doctor import LOW_BUDGET, Check, _fail, _guard
+from daemon.commands.checks import LOW_BUDGET, Check, fail, guard
 from orchestration.errors import OrderflowError
 
 _GRANT = "grant it in a permission set of the integration user"
@@ -95,7 +95,7 @@ def salesforce_checks(settings: Any) -> list[Check]:
         gateway = salesforce(settings)
     except Exception as exc:
         return [
-            _fail("salesforce.login", exc),
+            fail("salesforce.login", exc),
             Check("salesforce.api_budget", "skip", "needs a Salesforce login"),
             Check("salesforce.describe", "skip", "needs a Salesforce login"),
         ]
@@ -108,11 +108,11 @@ def salesforce_checks(settings: Any) -> list[Check]:
             raise translate(exc, what) from exc
 
     checks = [Check("salesforce.login", "pass", f"logged in to {sf.sf_instance}")]
-    checks.append(_guard("salesforce.api_budget", lambda: _budget(call("limits", "limits"))))
+    checks.append(guard("salesforce.api_budget", lambda: _budget(call("limits", "limits"))))
     try:
         invoices = invoices_enabled(settings, gateway)
     except Exception as exc:
-        checks.append(_fail("salesforce.invoices", exc))
+        checks.append(fail("salesforce.invoices", exc))
         invoices = False
     else:
         state = "on" if invoices else "off"
@@ -142,7 +142,7 @@ def _object(sobject: str, want: Wanted, call: Callable[[str, str], Any]) -> list
     try:
         found = problems(call(f"describe {sobject}", f"sobjects/{sobject}/describe"), want)
     except Exception as exc:
-        check = _fail(name, exc)
+        check = fail(name, exc)
         if "INVALID_TYPE" in check.detail or "NOT_FOUND" in check.detail:
             detail = f"{sobject} missing or not readable by this user: {_GRANT} (read)"
             check = Check(name, "fail", detail)

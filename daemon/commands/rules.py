@@ -19,7 +19,7 @@ def register(commands: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from daemon.app import POLLED_FIELDS
-    from daemon.auto import REGISTRY
+    from orchestration.auto import REGISTRY
     from orchestration.rules import load_rules
 
     ruleset = load_rules(args.file, POLLED_FIELDS, REGISTRY)

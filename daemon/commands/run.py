@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, notifier: Notifier) -> int:
-    from daemon import instances, subscription
+    from daemon import loop, subscription
     from daemon.app import context
     from daemon.health import Heartbeat, stale_after
     from daemon.loop import install_signal_handlers, run_forever
@@ -68,7 +68,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
     if ctx.webhook is not None:
         ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
     try:
-        with instances.running(ctx, stop) as wakeup:
+        with loop.running(ctx, stop) as wakeup:
             subscription.open_stream(ctx, settings, notify=wakeup.event.set)  # events wake it
             run_forever(
                 ctx,
@@ -91,7 +91,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from daemon import db, instances
+    from daemon import db, loop
     from daemon.app import context
     from daemon.loop import safe_cycle
 
@@ -103,7 +103,7 @@ def _sync(args: argparse.Namespace) -> int:
         ctx = context(settings)
         adopt_history(ctx)
         golive.switch_at_start(ctx)
-        with instances.running(ctx, threading.Event(), listen=False):
+        with loop.running(ctx, threading.Event(), listen=False):
             report = safe_cycle(ctx)
     finally:
         if single is not None:
@@ -127,7 +127,6 @@ def _require_cutover(settings: Settings) -> None:
 def adopt_history(ctx: Context, on_page: Callable[[], object] | None = None) -> None:
     """Adopt the orders before the cut-over, unless done (a kill resumes it here); a bar on
     a terminal, and ``on_page`` after each page (systemd's watchdog)."""
-    from daemon import cutover
     from daemon.commands.resync import ProgressBar
 
     bar = ProgressBar(sys.stderr, "adopt") if sys.stderr.isatty() else None
@@ -139,7 +138,7 @@ def adopt_history(ctx: Context, on_page: Callable[[], object] | None = None) -> 
             on_page()
 
     try:
-        cutover.adopt_history(ctx, progress)
+        golive.adopt_history(ctx, progress)
     finally:
         if bar is not None:
             bar.close()

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import requests
 
-from daemon.callbacks import RECEIPTS_KEPT, prune_receipts
 from daemon.models import CallbackReceipt
+from daemon.retention import RECEIPTS_KEPT, prune_receipts
 from daemon.web import Listener, create_app, daemon_routes
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from orchestration.states import StepState

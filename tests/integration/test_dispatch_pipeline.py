@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 import daemon.poll
-from daemon import db, dispatch, instances
+from daemon import db, dispatch, loop
 from daemon.context import Context
 from daemon.cycle import advance_plans, run_cycle
 from daemon.models import Task
@@ -161,8 +161,8 @@ def test_two_instances_on_postgresql_each_send_a_share_with_no_duplicate(
     stop = threading.Event()
     sent = {first.membership.id: 0, second.membership.id: 0}
     with (
-        instances.running(first, stop, listen=False),
-        instances.running(second, stop, listen=False),
+        loop.running(first, stop, listen=False),
+        loop.running(second, stop, listen=False),
     ):
         lanes = {ctx.membership.id: (ctx, pipelines(ctx, idle=0.05)) for ctx in (first, second)}
         deadline = time.monotonic() + 120

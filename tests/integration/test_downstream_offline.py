@@ -10,8 +10,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.jeopardy import safe_sweep
+from daemon.cycle import run_cycle, safe_sweep
 from daemon.models import SystemState
 from orchestration.states import StepState
 from tests.integration.downstream_world import cycle_until, tasks

@@ -22,6 +22,7 @@ from daemon.demo import act_as_operator
 from daemon.loop import run_forever
 from daemon.models import EventReplay, Plan
 from daemon.settings import load_settings
+from daemon.stream import EventStream
 from daemon.wakeup import Wakeup
 from salesforce.emulator.seed import seed_demo_org
 from salesforce.pubsub.subscriber import Change, Gap
@@ -78,7 +79,7 @@ def closing() -> Iterator[list[Context]]:
 
 def cycled_stream(
     world: World, monkeypatch: pytest.MonkeyPatch, closing: list[Context]
-) -> tuple[Context, events.EventStream]:
+) -> tuple[Context, EventStream]:
     """A streaming context (closed after the test) and its stream, its first cycle run."""
     ctx = streaming(world, monkeypatch)
     closing.append(ctx)

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.jeopardy import sweep
+from daemon.cycle import run_cycle, sweep
 from daemon.logs import redact
 from daemon.models import Plan, Task
 from tests.integration.downstream_world import swap_stub

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import claims, db, instances, wakeup
+from daemon import claims, db, instances, loop, wakeup
 from daemon import store as store_module
 from daemon.models import Base, Instance, Plan, Task
 from orchestration.states import StepState
@@ -245,7 +245,7 @@ def test_the_daemon_settles_orders_on_postgresql_as_on_sqlite(world: World, monk
         world.add_order(*codes)
     ctx = world.context(monkeypatch, database_url=pg_url)
     assert ctx.membership.shared and not ctx.membership.leading
-    with instances.running(ctx, threading.Event(), listen=False):
+    with loop.running(ctx, threading.Event(), listen=False):
         assert ctx.membership.leading, "alone: it takes the lead at start"
         run_until_settled(ctx, world)
     assert set(world.order_statuses().values()) == {"Completed"}

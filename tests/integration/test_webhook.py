@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from daemon.cycle import run_cycle
-from daemon.jeopardy import sweep
+from daemon.cycle import run_cycle, sweep
 from daemon.webhook import GIVE_UP_AFTER, RETRY_FIRST, Webhook
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub

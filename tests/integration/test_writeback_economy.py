@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from daemon import store
 from daemon.context import Context
-from daemon.cycle import advance_plans
-from daemon.jeopardy import sweep
+from daemon.cycle import advance_plans, sweep
 from daemon.models import Plan, Task
 from daemon.poll import poll
 from daemon.sf_view import task_key

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY
 from daemon.settings import DEFAULT_RULES
+from orchestration.auto import REGISTRY
 from orchestration.decompose import decompose
 from orchestration.records import LineAction
 from orchestration.rules import RETRIABLE, RuleSet, load_rules

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY, AutoCall
 from daemon.cycle import advance_plans
 from daemon.settings import DEFAULT_RULES
 from downstream.protocol import Outcome, SubmitResult, TaskRequest
+from orchestration.auto import REGISTRY, AutoCall
 from orchestration.errors import OperatorError, RecordError, RetriableError
 from orchestration.rules import RuleSet, load_rules
 from orchestration.states import Resolution

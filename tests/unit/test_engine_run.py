@@ -20,13 +20,13 @@ from sqlalchemy import select
 
 from daemon import db, store
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY
 from daemon.context import Context
 from daemon.cycle import advance_plans
 from daemon.dispatch import dispatch
 from daemon.models import Plan, Task, TaskEvent
 from daemon.settings import DEFAULT_RULES
 from downstream.protocol import Outcome, SubmitResult, TaskRequest
+from orchestration.auto import REGISTRY
 from orchestration.decompose import decompose
 from orchestration.errors import RetriableError
 from orchestration.rules import RuleSet, load_rules

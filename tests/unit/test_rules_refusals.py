@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.app import POLLED_FIELDS
-from daemon.auto import REGISTRY
+from orchestration.auto import REGISTRY
 from orchestration.errors import ConfigError
 from orchestration.rules import RETRIABLE, RetryPolicy, StepPolicy, load_rules
 
