@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from daemon import db
-from daemon.canvas.orders import TABS, orders_page
-from daemon.canvas.plan import plan_view
-from daemon.canvas.systems import systems_view
-from daemon.models import Plan, Task
+from daemon.store import db
+from daemon.store.models import Plan, Task
+from daemon.web.canvas.orders import TABS, orders_page
+from daemon.web.canvas.plan import plan_view
+from daemon.web.canvas.systems import systems_view
 
 STATUSES = [("Completed", 0.80), ("In Progress", 0.14), ("Not Started", 0.03), ("Fallout", 0.03)]
 STEPS = [("erp", "sales-orders"), ("billing", "subscriptions"), ("provisioning", "licenses")]

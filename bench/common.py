@@ -21,10 +21,10 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon import db
 from daemon.app import POLLED_FIELDS
-from daemon.demo import SYSTEMS, demo_environment
-from daemon.models import Plan, SfBudget, Task
+from daemon.ops.demo import SYSTEMS, demo_environment
+from daemon.store import db
+from daemon.store.models import Plan, SfBudget, Task
 from downstream.stubs import StubSystem
 from orchestration.auto import REGISTRY
 from orchestration.decompose import decompose

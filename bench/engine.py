@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import db, store
+from daemon import store
 from daemon.app import POLLED_FIELDS
 from daemon.settings import DEFAULT_RULES
+from daemon.store import db
 from orchestration.auto import REGISTRY
 from orchestration.decompose import PlannedStep, decompose, idempotency_key
 from orchestration.records import Order

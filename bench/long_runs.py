@@ -24,11 +24,12 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from bench.common import LocalWorld, machine, say, table
-from daemon import app, db
+from daemon import app
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import Plan, SfWriteback, SourceRecord, Task, TaskEvent
+from daemon.cycle.run import run_cycle
 from daemon.settings import load_settings
+from daemon.store import db
+from daemon.store.models import Plan, SfWriteback, SourceRecord, Task, TaskEvent
 
 CHUNK = 5000
 STEPS = (("erp", "sales-orders"), ("billing", "subscriptions"), ("provisioning", "licenses"))

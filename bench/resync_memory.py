@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from daemon.demo import SYSTEMS, demo_environment
+from daemon.ops.demo import SYSTEMS, demo_environment
 from daemon.settings import DEFAULT_RULES
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator

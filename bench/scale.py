@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from daemon import db
-from daemon.demo import SETTLED, SYSTEMS, act_as_operator, demo_environment
+from daemon.ops.demo import SETTLED, SYSTEMS, act_as_operator, demo_environment
+from daemon.store import db
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator
 from salesforce.emulator.seed import seed_demo_org

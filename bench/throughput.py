@@ -51,9 +51,9 @@ from bench.common import (
     table,
     wait_until,
 )
-from daemon import db
-from daemon.demo import SYSTEMS
-from daemon.models import Plan, Task, TaskEvent
+from daemon.ops.demo import SYSTEMS
+from daemon.store import db
+from daemon.store.models import Plan, Task, TaskEvent
 from orchestration.states import StepState
 from salesforce.emulator.values import parse_datetime
 

@@ -1,3 +1,3 @@
-from daemon.cli import main
+from daemon.commands.main import main
 
 raise SystemExit(main())

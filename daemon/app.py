@@ -11,12 +11,15 @@ from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
 from sqlalchemy import Engine
 
-from daemon import connectors, cutover, db, instances, logs, shadow, wakeup
+from daemon import connectors, logs
+from daemon.channels.webhook import Webhook
+from daemon.cluster import instances, wakeup
 from daemon.context import Context
-from daemon.crosswalk import Remapper
+from daemon.cycle import shadow
+from daemon.cycle.crosswalk import Remapper
 from daemon.http import make_session
 from daemon.settings import Settings
-from daemon.webhook import Webhook
+from daemon.store import cutover, db
 from downstream.protocol import DownstreamSystem
 from orchestration.errors import ConfigError, FatalError, RetriableError
 from orchestration.rules import RuleSet, load_rules
@@ -81,7 +84,7 @@ def salesforce(settings: Settings) -> SalesforceGateway:
 
     def connect() -> Salesforce:
         session = login()
-        identity[:] = [session.identity]  # the org and user ids (daemon.events)
+        identity[:] = [session.identity]  # the org and user ids (daemon.cycle.events)
         logs.add_secrets([session.access_token])  # as secret as what got it
         return Salesforce(
             instance_url=session.instance_url.rstrip("/"),

@@ -11,8 +11,8 @@
   registers the access token it gets) is replaced by ``**********`` in every line, its
   traceback included, and so is the password of any URL written ``scheme://user:password@``.
   :func:`redact` is the one masking function: the log formatters use it, and so does every
-  message before it is stored (daemon.models), written back to Salesforce (daemon.writeback)
-  or printed (the CLI, ``doctor``).
+  message before it is stored (daemon.store.models), written back to Salesforce
+  (daemon.cycle.writeback) or printed (the CLI, ``doctor``).
 
 JSON keys, stable: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``, ``exc`` (a
 traceback, when there is one), then the ``extra=`` fields.

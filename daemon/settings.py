@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     sf_reserve_poll_interval: float = Field(default=900.0, gt=0)
     # Spent daily allowance (REQUEST_LIMIT_EXCEEDED TotalRequests): seconds between probes
     sf_limit_probe_interval: float = Field(default=300.0, gt=0)
-    # Change Data Capture over the Pub/Sub API (daemon/events.py): auto (when the org answers
+    # Change Data Capture over the Pub/Sub API (daemon/cycle/events.py): auto (when the org answers
     # and the topics exist), cdc (required) or off; the endpoint; the safety poll's period
     sf_events: Literal["auto", "cdc", "off"] = "auto"
     sf_pubsub_endpoint: str = Field(
@@ -106,11 +106,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8787, ge=0, le=65535)
     operator_token: SecretStr | None = None  # the canvas's actions; unset: read-only
-    # The listener's edges (daemon/gate.py): body size, Host names, who may read the canvas
+    # The listener's edges (daemon/web/gate.py): body size, Host names, who may read the canvas
     http_max_body: int = Field(default=1_048_576, gt=0)
     http_allowed_hosts: list[str] = []  # empty: the bind address and localhost
     canvas_public: bool = False  # beyond loopback, the canvas and /metrics need the token
-    # Long runs: days a settled plan's history is kept (daemon/retention.py)
+    # Long runs: days a settled plan's history is kept (daemon/service/retention.py)
     retention_days: int = Field(default=90, ge=1)
 
     # Jeopardy: the SLA sweep's cadence, the webhook told of orders At Risk, Late or in
@@ -172,19 +172,19 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
-    # Go-live (daemon/cutover.py, daemon/adoption.py): the cut-over (orders activated
+    # Go-live (daemon/store/cutover.py, daemon/cycle/adoption.py): the cut-over (orders activated
     # before it are adopted, never sent), the Order field that dates an order, and whether
     # adopted orders' status is written back onto Salesforce
     cutover_at: datetime | None = None
     cutover_field: Literal["ActivatedDate", "EffectiveDate"] = "ActivatedDate"
     cutover_writeback: bool = False
-    # live, or shadow: a parallel run that sends nothing and writes nothing (daemon/shadow.py)
+    # live, or shadow: a parallel run that sends nothing and writes nothing (daemon/cycle/shadow.py)
     mode: Literal["live", "shadow"] = "live"
 
     @field_validator("cutover_at", mode="before")
     @classmethod
     def _cutover_at(cls, value: Any) -> Any:
-        from daemon.cutover import parse
+        from daemon.store.cutover import parse
 
         return value if value is None or isinstance(value, datetime) else parse(str(value))
 

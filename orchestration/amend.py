@@ -9,7 +9,7 @@ plan was last decomposed from. The live task of each step decides what happens t
   follows it (or its compensation, then the step again); completed, its amend follows it
   (or it is Canceled, compensated and done again);
 - gone: not started, Discarded; running, kept and compensated once it finishes (unless
-  its system cancels it, daemon.amend); completed, Canceled and compensated;
+  its system cancels it, daemon.cycle.amend); completed, Canceled and compensated;
 - new: a new step.
 
 Compensations and amends come from the rules (a step's ``compensation`` and ``amend``,

@@ -95,7 +95,7 @@ def decompose(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
 def plan_steps(order: Order, ruleset: RuleSet) -> list[PlannedStep]:
     """The steps of a new plan for ``order``. Under ``unmatched: hold`` an order with a line
     (or a technical product) no rule matches gets its fallout steps only: nothing is sent
-    until the line is fixed or the rules gain a rule (daemon.held plans it again then)."""
+    until the line is fixed or the rules gain a rule (daemon.cycle.held plans it again then)."""
     steps = decompose(order, ruleset)
     if ruleset.unmatched == "hold" and (held := [s for s in steps if s.rule == FALLOUT_RULE]):
         return held

@@ -10,7 +10,7 @@ timeout (the effect is made, the answer is lost: a resend must not make a second
 every answer slowed by up to 0.2 s, and provisioning offline (connections refused) for
 8 s early in the run.
 
-The cycle runs in this process (``daemon.loop.safe_cycle`` on the context ``orderflow
+The cycle runs in this process (``daemon.service.loop.safe_cycle`` on the context ``orderflow
 run`` builds from the same ORDERFLOW_* settings) so that time can be injected: after a
 REQUEST_LIMIT_EXCEEDED ("TotalRequests") Orderflow makes no Salesforce call until its next
 allowance probe (ORDERFLOW_SF_LIMIT_PROBE_INTERVAL), as it must (the org's allowance is
@@ -20,7 +20,7 @@ a session refused again right after a new login) is counted and the context rebu
 systemd's restart would.
 
 Provisioning's SLA is set short here (At Risk after 5 s, Late after 10 s), and the
-jeopardy sweep (daemon.jeopardy) runs after every cycle. Checks: every order Completed, 0
+jeopardy sweep (daemon.cycle.jeopardy) runs after every cycle. Checks: every order Completed, 0
 duplicate effects and 0 payload doubles (the same payload under two keys), one effect per
 expected step, no step lost; every provisioning step a sweep found open past its 5 s
 (those the outage held) was flagged At Risk or Late by it,
@@ -56,11 +56,12 @@ from bench.common import (
     say,
     table,
 )
-from daemon import app, db
+from daemon import app
 from daemon.context import Context
-from daemon.loop import safe_cycle
-from daemon.models import Task, TaskEvent
+from daemon.service.loop import safe_cycle
 from daemon.settings import load_settings
+from daemon.store import db
+from daemon.store.models import Task, TaskEvent
 from downstream.stubs import StubFaults
 from orchestration.errors import FatalError
 from orchestration.states import StepState
@@ -326,9 +327,9 @@ def count_faults(emu: Emulator) -> Counter[str]:
 
 
 def _sweeper() -> Callable[[Context], object] | None:
-    """daemon.jeopardy's sweep, when this tree has it."""
+    """daemon.cycle.jeopardy's sweep, when this tree has it."""
     try:
-        from daemon.cycle import safe_sweep
+        from daemon.cycle.run import safe_sweep
     except ImportError:
         return None
     return safe_sweep

@@ -33,8 +33,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from bench.common import LocalWorld, add_orders, say, stop_daemon, table, wait_until
-from daemon import cutover, db
-from daemon.models import Cutover, Plan, Task
+from daemon.store import cutover, db
+from daemon.store.models import Cutover, Plan, Task
 from salesforce.emulator import Emulator
 from salesforce.emulator.values import format_datetime
 

@@ -33,8 +33,8 @@ import requests
 from sqlalchemy import select
 
 from bench.common import LocalWorld, add_orders, machine, say, stop_daemon, table
-from daemon import db
-from daemon.models import Task, TaskEvent
+from daemon.store import db
+from daemon.store.models import Task, TaskEvent
 from downstream.stub_hostile import Hostile
 from orchestration.states import StepState
 

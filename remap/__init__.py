@@ -1,4 +1,4 @@
 """Legacy CPQ ids: Salesforce id handling, the crosswalk's rules, translation both ways.
 
-Pure: the store behind the crosswalk is :mod:`daemon.crosswalk`.
+Pure: the store behind the crosswalk is :mod:`daemon.cycle.crosswalk`.
 """

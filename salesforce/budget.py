@@ -143,7 +143,7 @@ class Pacer:
 
     def reschedule(self, interval: float) -> None:
         """Poll every ``interval`` from the last poll on (a cadence set from outside: the
-        change event stream's safety poll, daemon.events)."""
+        change event stream's safety poll, daemon.cycle.events)."""
         if self.next_poll_at is None:
             return
         last = self.next_poll_at - self.poll_interval

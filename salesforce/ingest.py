@@ -19,7 +19,7 @@
   guess: each look too early is one more call), then after each of :data:`JOB_WAITS`.
   After :data:`JOB_PATIENCE` seconds it is given up on: its records are unknown, written
   again by a later pass once the job is over (``on_open`` lets the caller keep the job's
-  id for that: daemon.bulk_jobs).
+  id for that: daemon.cycle.writeback_bulk).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Peers lose records three ways: a transaction that commits after the cursor moved past its
 timestamp, many rows sharing one timestamp, and a ``>=`` cursor with LIMIT that loops. So a
 window can reach back ``overlap`` before the watermark (late commits land inside it; the
-daemon's deep polls do, daemon.poll), ends a few seconds before the query starts (rows
+daemon's deep polls do, daemon.cycle.poll), ends a few seconds before the query starts (rows
 still committing are read next time), reads every page instead of LIMIT, and the caller
 processes rows idempotently on (Id, content).
 
@@ -29,7 +29,7 @@ ORDER_FIELDS = (
     "EndDate",
     "ActivatedDate",
     "Description",
-    "OriginalOrderId",  # a change order's original (amendments, daemon.amend)
+    "OriginalOrderId",  # a change order's original (amendments, daemon.cycle.amend)
     "IsReductionOrder",
     "SystemModstamp",
 )

@@ -46,8 +46,8 @@ def login_name() -> str:
 def audited(args: argparse.Namespace, change: Callable[[Session, str, str], str]) -> int:
     """Run an operator's audited change (``change(session, reason, actor)`` returns the line
     to print) in one transaction: a blank ``--reason`` or a refused change is one line, exit 2."""
-    from daemon import db
     from daemon.settings import load_settings
+    from daemon.store import db
     from orchestration.errors import OperatorError
 
     reason = " ".join(args.reason.split())

@@ -44,12 +44,12 @@ def _port(text: str) -> int:
 
 
 def _canvas(args: argparse.Namespace) -> int:
-    from daemon import db
     from daemon.app import utcnow
-    from daemon.canvas import CanvasConfig, create_canvas_app
     from daemon.connectors import DEFAULT_SYSTEMS
-    from daemon.loop import install_signal_handlers
-    from daemon.web import Listener, listener_rules
+    from daemon.service.loop import install_signal_handlers
+    from daemon.store import db
+    from daemon.web.canvas import CanvasConfig, create_canvas_app
+    from daemon.web.listener import Listener, listener_rules
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)

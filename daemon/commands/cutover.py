@@ -39,7 +39,7 @@ shadow run, a legacy CSV with bad rows, bad settings.
 
 
 def _datetime(text: str) -> datetime:
-    from daemon.cutover import parse
+    from daemon.store.cutover import parse
 
     try:
         return parse(text)
@@ -74,10 +74,11 @@ def register(commands: Any) -> None:
 
 
 def _cutover(args: argparse.Namespace) -> int:
-    from daemon import app, db, logs
+    from daemon import app, logs
     from daemon.commands.run import adopt_history
-    from daemon.cutover import iso, set_cutover
     from daemon.settings import load_settings
+    from daemon.store import db
+    from daemon.store.cutover import iso, set_cutover
     from orchestration.errors import ConfigError
 
     if args.go_live and args.at is not None:
@@ -116,7 +117,7 @@ def _cutover(args: argparse.Namespace) -> int:
 
 def describe(session: Any) -> dict[str, Any]:
     """The cut-over as ``--json`` shows it (``orderflow status`` and ``doctor`` too)."""
-    from daemon.cutover import adopted_count, current, history, iso
+    from daemon.store.cutover import adopted_count, current, history, iso
 
     row = current(session)
     return {
@@ -144,7 +145,8 @@ def lines(shown: dict[str, Any]) -> list[str]:
 
 
 def _go_live(args: argparse.Namespace, settings: Any) -> None:
-    from daemon import app, golive
+    from daemon import app
+    from daemon.ops import golive
 
     ctx = app.context(settings)
     try:

@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from daemon.demo import run_demo
+    from daemon.ops.demo import run_demo
 
     logs.configure("WARNING")
     return run_demo(

@@ -109,7 +109,7 @@ def _database(settings: Any) -> str:
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    from daemon import db
+    from daemon.store import db
 
     engine = db.make_engine(settings.database_url)
     try:
@@ -135,7 +135,7 @@ def _database(settings: Any) -> str:
 
 
 def _cutover(settings: Any) -> str:
-    from daemon import cutover, db
+    from daemon.store import cutover, db
 
     engine = db.make_engine(settings.database_url)
     try:

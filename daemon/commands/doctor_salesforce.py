@@ -34,7 +34,7 @@ class Wanted:
 def wanted(settings: Any, invoices: bool) -> dict[str, Wanted]:
     """The fields of each object this configuration uses, under their configured names."""
     from daemon import app
-    from daemon import invoices as invoice_flow
+    from daemon.cycle import invoices as invoice_flow
     from salesforce.fields import ORDER, ORDER_ITEM, PICKLISTS
 
     polled = app.poll_fields(settings)
@@ -131,7 +131,7 @@ def salesforce_checks(settings: Any) -> list[Check]:
 
 def _events(settings: Any, gateway: Any, invoices: bool) -> Check:
     """The change event subscription (topics, schemas, auth) as ORDERFLOW_SF_EVENTS says."""
-    from daemon import subscription
+    from daemon.service import subscription
 
     ok, detail = subscription.check(gateway, settings, invoices)
     return Check("salesforce.events", "pass" if ok else "fail", detail)

@@ -2,7 +2,7 @@
 
 The flag (a change refused past the point of no return, an Order deleted in flight...)
 stays on the order; the acknowledgement, with who and why, takes it off ``task list``
-(daemon.flags).
+(daemon.store.flags).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def register(commands: Any) -> None:
 def _ack(args: argparse.Namespace) -> int:
     from daemon.app import utcnow
     from daemon.commands.status import find_plan
-    from daemon.flags import acknowledge
+    from daemon.store.flags import acknowledge
 
     def ack(session: Session, reason: str, actor: str) -> str:
         plan = find_plan(session, args.order)

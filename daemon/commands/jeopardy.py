@@ -39,9 +39,9 @@ def register(commands: Any) -> None:
 
 
 def _jeopardy(args: argparse.Namespace) -> int:
-    from daemon import db
     from daemon.app import utcnow
-    from daemon.jeopardy import at_risk_now
+    from daemon.cycle.jeopardy import at_risk_now
+    from daemon.store import db
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)

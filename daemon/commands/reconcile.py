@@ -7,8 +7,7 @@ import json
 import sys
 from typing import Any
 
-from daemon import spreadsheet
-from daemon.commands import day
+from daemon.commands import day, spreadsheet
 from orchestration.errors import ConfigError
 
 HELP = """\
@@ -42,9 +41,10 @@ def register(commands: Any) -> None:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from daemon import app, db, logs
-    from daemon.reconcile import Difference, reconcile
+    from daemon import app, logs
+    from daemon.ops.reconcile import Difference, reconcile
     from daemon.settings import load_settings
+    from daemon.store import db
 
     if args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon import spreadsheet
-from daemon.commands import Parser
+from daemon.commands import Parser, spreadsheet
 
 
 def register(commands: Any) -> None:
@@ -41,8 +40,8 @@ def register(commands: Any) -> None:
 
 def _sessions(*, configured: bool = False) -> Any:
     """The remap settings and the store; ``configured``: refuse when there are none."""
-    from daemon import db
     from daemon.settings import load_settings
+    from daemon.store import db
     from orchestration.errors import ConfigError
 
     settings = load_settings()
@@ -57,7 +56,7 @@ def _sessions(*, configured: bool = False) -> Any:
 
 def _import(args: argparse.Namespace) -> int:
     from daemon.app import utcnow
-    from daemon.crosswalk import import_file
+    from daemon.cycle.crosswalk import import_file
 
     config, sessions = _sessions()
     result = import_file(sessions, args.file, config, utcnow())
@@ -69,7 +68,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from daemon.crosswalk import coverage_report
+    from daemon.cycle.crosswalk import coverage_report
 
     config, sessions = _sessions(configured=True)
     with sessions() as session:
@@ -121,7 +120,7 @@ def _print_check(report: Any) -> None:
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from daemon.crosswalk import find
+    from daemon.cycle.crosswalk import find
     from orchestration.errors import ConfigError
     from remap.ids import InvalidId, to18
 

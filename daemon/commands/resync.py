@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from daemon.commands import day
-from daemon.resync import FIELDS, OBJECTS, ResyncReport, ResyncSpec, check, objects_with
+from daemon.ops.resync import FIELDS, OBJECTS, ResyncReport, ResyncSpec, check, objects_with
 
 HELP = """\
 Re-reads the Orders (with their lines) and Invoices (with their lines) whose --field falls
@@ -65,7 +65,7 @@ def register(commands: Any) -> None:
 
 def _resync(args: argparse.Namespace) -> int:
     from daemon import app, logs
-    from daemon.resync import resync
+    from daemon.ops.resync import resync
     from daemon.settings import load_settings
 
     spec = ResyncSpec(

@@ -9,10 +9,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from daemon import golive, logs
+from daemon import logs
 from daemon.context import Context
+from daemon.ops import golive
+from daemon.service.systemd_notify import Notifier
 from daemon.settings import Settings, load_settings
-from daemon.systemd_notify import Notifier
 
 log = logging.getLogger("orderflow")
 
@@ -26,7 +27,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from daemon import db
+    from daemon.store import db
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
@@ -42,12 +43,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, notifier: Notifier) -> int:
-    from daemon import loop, subscription
     from daemon.app import context
-    from daemon.health import Heartbeat, stale_after
-    from daemon.loop import install_signal_handlers, run_forever
-    from daemon.pipeline import Pipeline
-    from daemon.web import Listener, create_app, daemon_routes, listener_rules
+    from daemon.cycle.pipeline import Pipeline
+    from daemon.service import loop, subscription
+    from daemon.service.health import Heartbeat, stale_after
+    from daemon.service.loop import install_signal_handlers, run_forever
+    from daemon.web.listener import Listener, create_app, daemon_routes, listener_rules
 
     ctx = context(settings)
     notifier.status("adopting the orders before the cut-over")
@@ -66,7 +67,7 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
         notifier.status(f"HTTP listener on {listener.url}")
     log.info("orderflow running, polling every %g s", settings.poll_interval)
     if ctx.webhook is not None:
-        ctx.webhook.start()  # notifications go from their own thread (daemon.webhook)
+        ctx.webhook.start()  # notifications go from their own thread (daemon.channels.webhook)
     try:
         with loop.running(ctx, stop) as wakeup:
             subscription.open_stream(ctx, settings, notify=wakeup.event.set)  # events wake it
@@ -91,9 +92,10 @@ def _serve(settings: Settings, notifier: Notifier) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from daemon import db, loop
     from daemon.app import context
-    from daemon.loop import safe_cycle
+    from daemon.service import loop
+    from daemon.service.loop import safe_cycle
+    from daemon.store import db
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
@@ -113,7 +115,8 @@ def _sync(args: argparse.Namespace) -> int:
 
 def _require_cutover(settings: Settings) -> None:
     """Refuse a first start without a cut-over (one line, exit 2), before any login."""
-    from daemon import app, cutover, db
+    from daemon import app
+    from daemon.store import cutover, db
 
     if settings.cutover_at is not None:
         return

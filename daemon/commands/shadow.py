@@ -61,9 +61,10 @@ def register(commands: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from daemon import app, db, logs
-    from daemon import shadow_report as sr
+    from daemon import app, logs
+    from daemon.ops import shadow_report as sr
     from daemon.settings import load_settings
+    from daemon.store import db
 
     if args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")

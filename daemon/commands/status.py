@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from daemon import logs
 from daemon.commands.colour import paint
-from daemon.models import Plan, Task
 from daemon.settings import load_settings
+from daemon.store.models import Plan, Task
 from orchestration.errors import ConfigError
 from orchestration.states import NEEDS_OPERATOR, PlanState, StepKind, StepState
 
@@ -70,7 +70,7 @@ def register(commands: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from daemon import db
+    from daemon.store import db
 
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
@@ -128,13 +128,13 @@ def in_flight(session: Session) -> dict[str, Any]:
         for p in failed
     ]
     from daemon.commands.cutover import describe
-    from daemon.flags import flagged_orders
-    from daemon.sf_state import salesforce_status
+    from daemon.cycle.org_state import salesforce_status
+    from daemon.store.flags import flagged_orders
 
     summary["flagged_orders"] = flagged_orders(session)
     summary["salesforce"] = salesforce_status(session)
     summary["cutover"] = describe(session)
-    from daemon.subscription import saved_state
+    from daemon.service.subscription import saved_state
 
     summary["events"] = saved_state(session)
     return summary
@@ -158,8 +158,8 @@ def find_plan(session: Session, ref: str) -> Plan:
 
 def order_plan(session: Session, ref: str) -> dict[str, Any]:
     """One order's plan, its live steps in tree order."""
-    from daemon.accounts import account_names
-    from daemon.flags import acknowledgement, flag_text
+    from daemon.store.accounts import account_names
+    from daemon.store.flags import acknowledgement, flag_text
 
     plan = find_plan(session, ref)
     return {
@@ -265,13 +265,13 @@ def _overview_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"recent writeback errors: {len(errors) or 'none'}")
     for e in errors:
         lines.append(f"  {e['updated_at']}  {e['order_number']} ({e['order_id']}): {e['error']}")
-    from daemon.sf_state import status_lines
+    from daemon.cycle.org_state import status_lines
 
     lines.extend(status_lines(summary["salesforce"]))
     from daemon.commands.cutover import lines as cutover_lines
 
     lines.extend(cutover_lines(summary["cutover"])[:1])
-    from daemon.subscription import status_line
+    from daemon.service.subscription import status_line
 
     lines.append(status_line(summary["events"]))
     return lines

@@ -45,7 +45,7 @@ def register(commands: Any) -> None:
 
 
 def _open() -> Any:
-    from daemon import db
+    from daemon.store import db
 
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
@@ -58,7 +58,7 @@ def _configured(name: str) -> bool:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from daemon import systems
+    from daemon.cycle import systems
 
     name = str(args.name).strip().lower()
     if not _configured(name):
@@ -75,7 +75,7 @@ def _switch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from daemon.models import SystemState
+    from daemon.store.models import SystemState
 
     with _open()() as session:
         rows = {r.name: r for r in session.scalars(select(SystemState))}

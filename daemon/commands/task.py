@@ -51,7 +51,8 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from daemon import db, store
+    from daemon import store
+    from daemon.store import db
 
     settings = load_settings()
     engine = db.open_existing(settings.database_url)
@@ -74,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _flags(session: Any) -> list[dict[str, Any]]:
-    from daemon.flags import FLAGGED, flagged_orders
+    from daemon.store.flags import FLAGGED, flagged_orders
 
     return [
         {

@@ -23,11 +23,11 @@ from sqlalchemy import select
 
 from bench.common import LocalWorld, add_orders
 from daemon import app
-from daemon.callbacks import callback_route
-from daemon.cycle import run_cycle
-from daemon.models import Task
+from daemon.cycle.run import run_cycle
 from daemon.settings import load_settings
-from daemon.web import Listener, create_app
+from daemon.store.models import Task
+from daemon.web.callbacks import callback_route
+from daemon.web.listener import Listener, create_app
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from reliability.faults import environment
 

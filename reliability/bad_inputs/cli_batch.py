@@ -2,7 +2,7 @@
 
     python -m reliability.bad_inputs.cli_batch SPEC.json
 
-SPEC is a list of ``{"name", "args", "env", "cwd"}``. Each runs ``daemon.cli.main(args)``
+SPEC is a list of ``{"name", "args", "env", "cwd"}``. Each runs ``daemon.commands.main.main(args)``
 (what the installed ``orderflow`` script calls) with exactly ``env``'s ORDERFLOW_*
 variables, in ``cwd`` (where a ``.env`` is read), stdout and stderr captured; an
 exception that escapes ``main`` is printed as the traceback the user would see. One Python
@@ -23,7 +23,7 @@ from typing import Any
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    from daemon.cli import main
+    from daemon.commands.main import main
 
     for name in [k for k in os.environ if k.startswith("ORDERFLOW_")]:
         del os.environ[name]

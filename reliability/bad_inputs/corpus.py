@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from daemon.demo import DEMO_CUTOVER
+from daemon.ops.demo import DEMO_CUTOVER
 from reliability.bad_inputs.callbacks import CallbackCase, run_callbacks
 from reliability.bad_inputs.records import run_records
 from salesforce.emulator.seed import DEMO_CPQ_PREFIXES

@@ -6,7 +6,7 @@ activated order's; each line names a catalogue product by ``code`` (or a product
 adds under ``products``, or ``null`` for none) and overrides a good line's fields; a field
 whose value is the string ``"@100kB"`` becomes 100 kB of text, ``"@id:OBJECT"`` the id of
 a record of that object. Every case's order and the good orders are activated in one org,
-the real cycle (``daemon.cycle.run_cycle`` on the context ``orderflow run`` builds, the
+the real cycle (``daemon.cycle.run.run_cycle`` on the context ``orderflow run`` builds, the
 default rules) runs until they settle, an operator completing manual steps as in the demo;
 the answer is the Order's ``Fulfillment_Status__c`` and ``Fulfillment_Message__c``.
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 from bench.common import SETTLED, Catalogue, LocalWorld, order_header, order_line, seed_catalogue
 from daemon import app
-from daemon.cycle import run_cycle
-from daemon.demo import act_as_operator
+from daemon.cycle.run import run_cycle
+from daemon.ops.demo import act_as_operator
 from daemon.settings import DEFAULT_RULES, load_settings
 from reliability.faults import environment
 from salesforce.emulator import Emulator

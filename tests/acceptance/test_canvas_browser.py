@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import requests
 
-from daemon.canvas.layout import ROW_PAD
-from daemon.demo import demo_environment
+from daemon.ops.demo import demo_environment
 from daemon.settings import DEFAULT_RULES
+from daemon.web.canvas.layout import ROW_PAD
 from downstream.stubs import StubFaults, StubSystem
 from salesforce.emulator.seed import seed_demo_org
 from tests.conftest import ROOT

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.demo import DEMO_CUTOVER, demo_environment
+from daemon.ops.demo import DEMO_CUTOVER, demo_environment
 from tests.integration.world import World
 
 ORDERFLOW = [sys.executable, "-m", "daemon"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from daemon import db
-from daemon.demo import demo_environment
-from daemon.models import Task
+from daemon.ops.demo import demo_environment
+from daemon.store import db
+from daemon.store.models import Task
 from downstream.stubs import StubFaults, StubSystem
 from tests.integration.world import World
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from daemon.demo import demo_environment
+from daemon.ops.demo import demo_environment
 from tests.integration.world import World
 
 ORDERFLOW = [sys.executable, "-m", "daemon"]

@@ -38,7 +38,7 @@ def test_ten_percent_of_calls_failing_on_every_link_still_settles_every_order(tm
     # Resends after timeouts and 503s were answered from the stubs' ledgers, not redone.
     assert sum(s["replays"] for s in report.downstream.values()) > 0
     # The outage held provisioning steps past their SLA: each was flagged, none wrongly.
-    assert report.jeopardy is not None, "daemon.jeopardy is part of the tree"
+    assert report.jeopardy is not None, "daemon.cycle.jeopardy is part of the tree"
     assert report.jeopardy.should > 0
     assert (report.jeopardy.missed, report.jeopardy.false_alarms) == (0, 0)
     assert report.ok

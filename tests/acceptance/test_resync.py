@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from daemon.demo import demo_environment
-from daemon.models import Plan
+from daemon.ops.demo import demo_environment
+from daemon.store.models import Plan
 from salesforce.emulator.seed import seed_demo_org, seed_invoices
 from tests.integration.world import World
 

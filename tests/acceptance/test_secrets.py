@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from daemon.demo import demo_environment
+from daemon.ops.demo import demo_environment
 from tests.integration.world import World
 
 

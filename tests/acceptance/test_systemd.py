@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from daemon.demo import demo_environment
+from daemon.ops.demo import demo_environment
 from tests.integration.world import World
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.context import Context
-from daemon.models import Plan, Task
+from daemon.store.models import Plan, Task
 from tests.integration.world import World
 
 

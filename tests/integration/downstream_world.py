@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import Task
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Task
 from downstream.stubs import StubSystem
 from tests.integration.world import World
 

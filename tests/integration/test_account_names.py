@@ -12,11 +12,11 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from daemon.accounts import account_names
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.web import Listener, create_app, daemon_routes
+from daemon.cycle.run import run_cycle
+from daemon.store.accounts import account_names
+from daemon.web.listener import Listener, create_app, daemon_routes
 from tests.integration.world import World
 
 

@@ -3,8 +3,8 @@ system received and holds, what the Orders show."""
 
 from __future__ import annotations
 
-from daemon.cycle import run_cycle
-from daemon.models import Plan, SourceRecord, Task, TaskEvent, Watermark
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Plan, SourceRecord, Task, TaskEvent, Watermark
 from orchestration.decompose import idempotency_key
 from tests.integration.amend_world import (
     actions,

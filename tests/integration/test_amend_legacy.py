@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon.cli import main
-from daemon.cycle import run_cycle
+from daemon.commands.main import main
+from daemon.cycle.run import run_cycle
 from remap.ids import to15, to18
 from tests.integration.amend_world import actions, effects, lines_of, no_duplicates, poll_now
 from tests.integration.world import World, run_until_settled

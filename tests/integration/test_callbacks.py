@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 import requests
 
-from daemon.models import CallbackReceipt
-from daemon.retention import RECEIPTS_KEPT, prune_receipts
-from daemon.web import Listener, create_app, daemon_routes
+from daemon.service.retention import RECEIPTS_KEPT, prune_receipts
+from daemon.store.models import CallbackReceipt
+from daemon.web.listener import Listener, create_app, daemon_routes
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from orchestration.states import StepState
 from tests.integration.downstream_world import cycle_until, swap_stub, tasks

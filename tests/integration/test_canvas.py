@@ -11,10 +11,10 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import CrosswalkEntry, Plan, SystemState, Task, TaskEvent
-from daemon.sf_state import salesforce_status
-from daemon.web import Listener, create_app, daemon_routes
+from daemon.cycle.org_state import salesforce_status
+from daemon.cycle.run import run_cycle
+from daemon.store.models import CrosswalkEntry, Plan, SystemState, Task, TaskEvent
+from daemon.web.listener import Listener, create_app, daemon_routes
 from remap.ids import to15, to18
 from tests.integration.test_engine_operator import reject_sso
 from tests.integration.world import World, run_until_settled

@@ -9,7 +9,7 @@ import sys
 
 import requests
 
-from daemon.cli import main
+from daemon.commands.main import main
 from tests.integration.world import World, run_until_settled
 
 

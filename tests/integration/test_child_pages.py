@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import Plan, SourceRecord, Task
-from daemon.poll import poll
-from daemon.resync import ResyncSpec, resync
+from daemon.cycle.poll import poll
+from daemon.cycle.run import run_cycle
+from daemon.ops.resync import ResyncSpec, resync
+from daemon.store.models import Plan, SourceRecord, Task
 from salesforce.emulator.seed import seed_demo_org, seed_invoices
 from tests.integration.test_invoices import add_invoice, until_synced
 from tests.integration.test_salesforce_support import RULES as SUPPORT_RULES
@@ -113,7 +113,7 @@ def test_an_order_whose_lines_cannot_all_be_read_waits_and_is_read_again(
     ctx = _context(world, monkeypatch)
     world.emu.queries.max_cursors = 0  # every child locator is dropped before it is followed
 
-    with caplog.at_level(logging.WARNING, logger="daemon.poll"):
+    with caplog.at_level(logging.WARNING, logger="daemon.cycle.poll"):
         report = poll(ctx)
 
     assert report.waiting == 1

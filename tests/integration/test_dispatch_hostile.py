@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.cycle import run_cycle
+from daemon.cycle.run import run_cycle
 from downstream.guard import GuardedSystem
 from downstream.protocol import SubmitResult, TaskRequest
 from downstream.stub_hostile import Hostile

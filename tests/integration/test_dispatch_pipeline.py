@@ -1,4 +1,4 @@
-"""The dispatch pipeline (daemon.pipeline) against the stubs over real HTTP, on a real SQLite
+"""The dispatch pipeline (daemon.cycle.pipeline) against the stubs over real HTTP, on a real SQLite
 file and a real PostgreSQL: the next step goes out as soon as the one before is recorded,
 with no cycle between; each system gets at most its concurrency and nothing still out is
 resent; a stop lets the calls out finish and records them; two instances share the work."""
@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import daemon.poll
-from daemon import db, dispatch, loop
+import daemon.cycle.poll
 from daemon.context import Context
-from daemon.cycle import advance_plans, run_cycle
-from daemon.models import Task
-from daemon.pipeline import Pipeline
+from daemon.cycle import dispatch
+from daemon.cycle.advance import advance_plans
+from daemon.cycle.pipeline import Pipeline
+from daemon.cycle.run import run_cycle
+from daemon.service import loop
+from daemon.store import db
+from daemon.store.models import Task
 from tests.integration.downstream_world import swap_stub, tasks
 from tests.integration.pg import needs_postgres
 from tests.integration.world import World
@@ -110,7 +113,7 @@ def test_the_lanes_claim_nothing_while_the_leader_polls_and_plans(
         return claim(*args, **kwargs)
 
     polled_open: list[bool] = []
-    poll = daemon.poll.poll_orders
+    poll = daemon.cycle.poll.poll_orders
 
     def watched_poll(ctx: Context) -> tuple[int, int]:
         polled_open.append(pipeline.open.is_set())
@@ -120,8 +123,8 @@ def test_the_lanes_claim_nothing_while_the_leader_polls_and_plans(
         time.sleep(0.3)  # time for a lane that ignored the gate to claim
         return found
 
-    monkeypatch.setattr("daemon.pipeline.claim_requests", watched_claim)
-    monkeypatch.setattr("daemon.cycle.poll_orders", watched_poll)
+    monkeypatch.setattr("daemon.cycle.pipeline.claim_requests", watched_claim)
+    monkeypatch.setattr("daemon.cycle.run.poll_orders", watched_poll)
     run_cycle(ctx, pipeline.pulse, pipeline.quiet)
     assert polled_open == [False], "the poll ran with the lanes held"
     assert eventually(lambda: settled(ctx)), "and they went on once it was done"
@@ -220,7 +223,7 @@ def test_sqlite_transactions_of_several_threads_lose_no_update_once_serialised(
 def test_a_serialised_sqlite_engine_gives_its_write_lock_back_however_a_transaction_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """The process's write lock (daemon.db) goes back at a commit, a rollback, a connection
+    """The process's write lock (daemon.store.db) goes back at a commit, a rollback, a connection
     closed or invalidated mid-transaction: else the next writer waits and fails."""
     monkeypatch.setattr(db, "BUSY_TIMEOUT", 2)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'lock.db'}")

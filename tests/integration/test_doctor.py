@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from daemon.cli import main
+from daemon.commands.main import main
 from tests.integration.world import World
 
 

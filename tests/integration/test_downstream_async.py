@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.cycle import run_cycle
+from daemon.cycle.run import run_cycle
 from downstream.stubs import StubFaults
 from orchestration.states import StepState
 from tests.integration.downstream_world import swap_stub, tasks

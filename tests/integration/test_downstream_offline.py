@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.context import Context
-from daemon.cycle import run_cycle, safe_sweep
-from daemon.models import SystemState
+from daemon.cycle.run import run_cycle, safe_sweep
+from daemon.store.models import SystemState
 from orchestration.states import StepState
 from tests.integration.downstream_world import cycle_until, tasks
 from tests.integration.world import World, run_until_settled

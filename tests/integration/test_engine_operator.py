@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from daemon.cli import main
-from daemon.cycle import run_cycle
-from daemon.models import Task, TaskEvent
+from daemon.commands.main import main
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Task, TaskEvent
 from downstream.stubs import StubFaults, StubSystem
 from tests.integration.world import World, run_until_settled
 

@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon import events, poll, subscription
-from daemon.cli import main
+from daemon.channels.stream import EventStream
+from daemon.cluster.wakeup import Wakeup
+from daemon.commands.main import main
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.demo import act_as_operator
-from daemon.loop import run_forever
-from daemon.models import EventReplay, Plan
+from daemon.cycle import events, poll
+from daemon.cycle.run import run_cycle
+from daemon.ops.demo import act_as_operator
+from daemon.service import subscription
+from daemon.service.loop import run_forever
 from daemon.settings import load_settings
-from daemon.stream import EventStream
-from daemon.wakeup import Wakeup
+from daemon.store.models import EventReplay, Plan
 from salesforce.emulator.seed import seed_demo_org
 from salesforce.pubsub.subscriber import Change, Gap
 from tests.integration.amend_world import no_duplicates

@@ -9,8 +9,8 @@ import logging
 import pytest
 import requests
 
-from daemon.cli import main
-from daemon.web import Listener, create_app, daemon_routes
+from daemon.commands.main import main
+from daemon.web.listener import Listener, create_app, daemon_routes
 from tests.integration.amend_world import poll_now
 from tests.integration.world import World, run_until_settled
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.commands.run import adopt_history
-from daemon.cycle import run_cycle
-from daemon.demo import demo_environment
-from daemon.models import Cutover, Plan, Task, TaskEvent
+from daemon.cycle.run import run_cycle
+from daemon.ops.demo import demo_environment
+from daemon.store.models import Cutover, Plan, Task, TaskEvent
 from salesforce.emulator.values import format_datetime
 from tests.integration.amend_world import actions, change_order, effects, lines_of, poll_now
 from tests.integration.world import World, run_until_completed

@@ -17,10 +17,10 @@ from sqlalchemy import event, select
 from bench.common import CALLOUT_RULES
 from daemon import store
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.invoices import plan_invoices
-from daemon.models import Plan, SourceRecord
-from daemon.writeback import write_back
+from daemon.cycle.invoices import plan_invoices
+from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import Plan, SourceRecord
 from tests.integration.world import World, run_until_settled
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.cycle import run_cycle
+from daemon.cycle.run import run_cycle
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub
 from tests.integration.world import World, run_until_settled
@@ -112,8 +112,8 @@ def test_orders_and_invoices_are_counted_apart(world: World, monkeypatch, capsys
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
-    from daemon.cli import main
-    from daemon.web import Listener, create_app, daemon_routes
+    from daemon.commands.main import main
+    from daemon.web.listener import Listener, create_app, daemon_routes
 
     ctx = world.context(monkeypatch)
     order_id = world.add_order("PLAT-PRO", "ADD-SSO")

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from daemon.context import Context
-from daemon.cycle import run_cycle, sweep
+from daemon.cycle.run import run_cycle, sweep
 from daemon.logs import redact
-from daemon.models import Plan, Task
+from daemon.store.models import Plan, Task
 from tests.integration.downstream_world import swap_stub
 from tests.integration.world import World
 
@@ -220,7 +220,7 @@ def test_the_webhook_is_told_once_per_change_and_its_url_is_never_logged(
 
 
 def test_orderflow_jeopardy_lists_what_is_late_now_worst_first(world: World, monkeypatch, capsys):
-    from daemon.cli import main
+    from daemon.commands.main import main
 
     world.add_order("PLAT-PRO")
     world.add_order("PLAT-STD")
@@ -266,7 +266,7 @@ def test_fallout_is_told_with_its_reason(world: World, monkeypatch, hook: Hook):
 
 
 def test_a_late_order_says_why_on_the_canvas(world: World, monkeypatch):
-    from daemon.canvas.orders import orders_page
+    from daemon.web.canvas.orders import orders_page
 
     world.add_order("PLAT-PRO")
     ctx, clock = slow_provisioning(world, monkeypatch)
@@ -285,7 +285,7 @@ def test_a_late_order_says_why_on_the_canvas(world: World, monkeypatch):
 def test_a_fallout_order_shows_fallout_not_on_track_in_salesforce_and_the_canvas(
     world: World, monkeypatch
 ):
-    from daemon.canvas.orders import orders_page
+    from daemon.web.canvas.orders import orders_page
     from tests.integration.test_engine_operator import reject_sso
     from tests.integration.world import run_until_settled
 

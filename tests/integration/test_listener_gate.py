@@ -14,8 +14,8 @@ import requests
 from pydantic import SecretStr
 
 from daemon.context import Context
-from daemon.gate import gate_rules
-from daemon.web import Listener, create_app, daemon_routes
+from daemon.web.gate import gate_rules
+from daemon.web.listener import Listener, create_app, daemon_routes
 from downstream.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from orchestration.errors import ConfigError
 from tests.integration.world import World

@@ -3,8 +3,8 @@ real poll, dispatch and writeback; nothing of it is sent."""
 
 from __future__ import annotations
 
-from daemon.cycle import run_cycle
-from daemon.models import Task
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Task
 from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled
 

@@ -11,7 +11,7 @@ import pytest
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 
-from daemon import db
+from daemon.store import db
 
 
 def test_a_migration_that_stops_half_way_leaves_nothing_half_built(tmp_path: Path):

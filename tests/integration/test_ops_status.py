@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from daemon.cli import main
-from daemon.cycle import run_cycle
-from daemon.models import Plan
+from daemon.commands.main import main
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Plan
 from tests.integration.world import World
 
 
@@ -91,7 +91,7 @@ def test_a_step_completed_after_a_retry_shows_no_retry_time(store, world, monkey
     from datetime import UTC, datetime, timedelta
 
     from daemon import store as tasks
-    from daemon.models import Task
+    from daemon.store.models import Task
     from orchestration.states import StepState
 
     now = datetime(2026, 1, 1, tzinfo=UTC)

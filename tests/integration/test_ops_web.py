@@ -10,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from daemon.cycle import run_cycle
-from daemon.health import Heartbeat
-from daemon.web import Listener, create_app
+from daemon.cycle.run import run_cycle
+from daemon.service.health import Heartbeat
+from daemon.web.listener import Listener, create_app
 from orchestration.errors import ConfigError
 from tests.integration.world import World
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.http import make_session
 from downstream.http import HttpJsonConnector
 from downstream.protocol import Outcome, TaskRequest

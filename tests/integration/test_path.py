@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.cycle import run_cycle
-from daemon.models import Task, TaskEvent
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Task, TaskEvent
 from orchestration.errors import ConfigError
 from salesforce.emulator.seed import seed_demo_org
 from tests.integration.world import World, run_until_settled
@@ -89,9 +89,9 @@ def test_with_unmatched_continue_the_rest_of_the_order_goes_on_without_the_line(
 def test_a_dispatch_interrupted_by_a_crash_is_resent_with_the_same_key(world: World, monkeypatch):
     world.add_order("ADD-SSO")
     ctx = world.context(monkeypatch)
-    from daemon.cycle import advance_plans
-    from daemon.dispatch import dispatch
-    from daemon.poll import poll_orders
+    from daemon.cycle.advance import advance_plans
+    from daemon.cycle.dispatch import dispatch
+    from daemon.cycle.poll import poll_orders
 
     poll_orders(ctx)
     advance_plans(ctx)
@@ -117,7 +117,7 @@ def test_a_refused_writeback_is_recorded_not_retried_in_a_loop(world: World, mon
     calls = world.emu.api_calls
     run_cycle(ctx)
     run_cycle(ctx)
-    from daemon.models import Plan
+    from daemon.store.models import Plan
 
     with ctx.sessions() as session:
         plan = session.query(Plan).filter(Plan.order_id == order_id).one()

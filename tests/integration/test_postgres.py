@@ -12,9 +12,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import claims, db, instances, loop, wakeup
 from daemon import store as store_module
-from daemon.models import Base, Instance, Plan, Task
+from daemon.cluster import instances, wakeup
+from daemon.cycle import claims
+from daemon.service import loop
+from daemon.store import db
+from daemon.store.models import Base, Instance, Plan, Task
 from orchestration.states import StepState
 from tests.integration.pg import needs_postgres
 from tests.integration.world import World, run_until_settled

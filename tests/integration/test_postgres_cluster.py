@@ -28,9 +28,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import CALLOUT_RULES, add_orders
-from daemon import db
-from daemon.demo import SETTLED, SYSTEMS, act_as_operator, demo_environment
-from daemon.models import Instance, Plan, Task
+from daemon.ops.demo import SETTLED, SYSTEMS, act_as_operator, demo_environment
+from daemon.store import db
+from daemon.store.models import Instance, Plan, Task
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator
 from salesforce.emulator.seed import seed_demo_org

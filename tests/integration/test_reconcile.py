@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from daemon.cli import main
+from daemon.commands.main import main
 from tests.integration.test_invoices import add_invoice, until_synced
 from tests.integration.world import World, run_until_settled
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.models import Task
+from daemon.commands.main import main
+from daemon.store.models import Task
 from remap.ids import to15, to18
 from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 
 from daemon.commands.resync import ProgressBar, summary_lines
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.loop import safe_cycle
-from daemon.models import Plan, SourceRecord, Task, TaskEvent
-from daemon.poll import poll
-from daemon.resync import OBJECTS, ResyncReport, ResyncSpec, check, resync
+from daemon.cycle.poll import poll
+from daemon.cycle.run import run_cycle
+from daemon.ops.resync import OBJECTS, ResyncReport, ResyncSpec, check, resync
+from daemon.service.loop import safe_cycle
+from daemon.store.models import Plan, SourceRecord, Task, TaskEvent
 from orchestration.errors import ConfigError
 from orchestration.records import parse_datetime
 from salesforce.emulator.seed import seed_demo_org, seed_invoices

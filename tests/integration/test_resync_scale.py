@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.models import Plan, Task
-from daemon.resync import ResyncSpec, resync
+from daemon.ops.resync import ResyncSpec, resync
+from daemon.store.models import Plan, Task
 from salesforce.emulator.seed import seed_demo_org
 from tests.integration.world import World
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bench.common import CALLOUT_RULES
-from daemon import retention
 from daemon.context import Context
-from daemon.models import Plan, SourceRecord, Task, TaskEvent
+from daemon.service import retention
+from daemon.store.models import Plan, SourceRecord, Task, TaskEvent
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub
 from tests.integration.world import World, run_until_settled

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from daemon import app
-from daemon.cli import main
-from daemon.poll import poll
+from daemon.commands.main import main
+from daemon.cycle.poll import poll
 from daemon.settings import load_settings
 from orchestration.errors import ConfigError, FatalError
 from salesforce import auth

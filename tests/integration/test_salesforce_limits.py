@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import Plan
-from daemon.poll import poll
-from daemon.writeback import write_back
+from daemon.cycle.poll import poll
+from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import Plan
 from tests.integration.test_salesforce_errors import Clock
 from tests.integration.test_salesforce_support import force_poll
 from tests.integration.world import World, run_until_settled

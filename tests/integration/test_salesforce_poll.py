@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from daemon import store
-from daemon.cycle import run_cycle
-from daemon.models import Plan, SourceRecord, Task, Watermark
-from daemon.poll import DELETED_IN_FLIGHT, poll
+from daemon.cycle.poll import DELETED_IN_FLIGHT, poll
+from daemon.cycle.run import run_cycle
+from daemon.store.models import Plan, SourceRecord, Task, Watermark
 from salesforce.emulator.seed import seed_demo_org
 from salesforce.poller import OBJECTS
 from tests.integration.test_salesforce_support import force_poll, sf_context
@@ -177,7 +177,7 @@ def test_a_deleted_order_in_flight_is_flagged_not_cancelled(world: World, monkey
         plan = session.query(Plan).one()
         assert plan.flag == DELETED_IN_FLIGHT
         assert plan.status != "Cancelled"
-        from daemon.sf_state import salesforce_status
+        from daemon.cycle.org_state import salesforce_status
 
         flagged = salesforce_status(session)["flagged_orders"]
     assert flagged == [{"order": plan.order_number, "flag": DELETED_IN_FLIGHT}]

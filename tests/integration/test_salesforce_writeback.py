@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from daemon.cycle import run_cycle
-from daemon.models import SfWriteback
-from daemon.poll import poll
-from daemon.sf_state import salesforce_status, status_lines
-from daemon.writeback import write_back
+from daemon.cycle.org_state import salesforce_status, status_lines
+from daemon.cycle.poll import poll
+from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import SfWriteback
 from salesforce.emulator import Fault
 from salesforce.emulator.seed import seed_demo_org
 from tests.integration.test_salesforce_support import force_poll, sf_context

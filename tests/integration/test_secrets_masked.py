@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon import db, logs, store
-from daemon.cli import main
-from daemon.models import Plan, Task
+from daemon import logs, store
+from daemon.commands.main import main
+from daemon.cycle.writeback_values import desired
 from daemon.settings import system_settings
-from daemon.sf_view import desired
+from daemon.store import db
+from daemon.store.models import Plan, Task
 from orchestration.errors import ConfigError
 from orchestration.states import StepState
 from salesforce.fields import StatusFields

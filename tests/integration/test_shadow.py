@@ -10,11 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.demo import act_as_operator
-from daemon.models import Plan, ShadowSend, Task
+from daemon.cycle.run import run_cycle
+from daemon.ops.demo import act_as_operator
+from daemon.store.models import Plan, ShadowSend, Task
 from remap.ids import to15, to18
 from tests.integration.test_amend_legacy import REMAP
 from tests.integration.world import World, run_until_completed

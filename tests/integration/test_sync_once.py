@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daemon import app
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.context import Context
 from daemon.settings import Settings
 from salesforce.emulator.faults import Fault

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.models import Plan, Task
 from daemon.settings import DEFAULT_RULES
+from daemon.store.models import Plan, Task
 from tests.integration.world import World, run_until_settled
 
 pytestmark = pytest.mark.usefixtures("world")

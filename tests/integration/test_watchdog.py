@@ -8,9 +8,9 @@ from types import SimpleNamespace
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from daemon import loop
-from daemon.cycle import CycleReport
-from daemon.health import Heartbeat
+from daemon.cycle.run import CycleReport
+from daemon.service import loop
+from daemon.service.health import Heartbeat
 
 
 def test_only_the_loops_own_commits_feed_the_heartbeat(monkeypatch, tmp_path):

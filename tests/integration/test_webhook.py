@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from daemon.cycle import run_cycle, sweep
-from daemon.webhook import GIVE_UP_AFTER, RETRY_FIRST, Webhook
+from daemon.channels.webhook import GIVE_UP_AFTER, RETRY_FIRST, Webhook
+from daemon.cycle.run import run_cycle, sweep
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub
 from tests.integration.test_jeopardy import Clock, Hook

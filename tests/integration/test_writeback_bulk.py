@@ -7,11 +7,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from daemon.context import Context
-from daemon.cycle import advance_plans, run_cycle
-from daemon.dispatch import dispatch
-from daemon.models import Plan, SfWriteback, Task
-from daemon.poll import poll
-from daemon.writeback import write_back
+from daemon.cycle.advance import advance_plans
+from daemon.cycle.dispatch import dispatch
+from daemon.cycle.poll import poll
+from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import Plan, SfWriteback, Task
 from orchestration.errors import RecordError
 from salesforce import ingest
 from salesforce.emulator.faults import Fault

@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from daemon import store
 from daemon.context import Context
-from daemon.cycle import advance_plans, sweep
-from daemon.models import Plan, Task
-from daemon.poll import poll
-from daemon.sf_view import task_key
-from daemon.writeback import CYCLE_CARRIES, write_back
+from daemon.cycle.advance import advance_plans
+from daemon.cycle.poll import poll
+from daemon.cycle.run import sweep
+from daemon.cycle.writeback import CYCLE_CARRIES, write_back
+from daemon.cycle.writeback_values import task_key
+from daemon.store.models import Plan, Task
 from salesforce.batches import COLLECTION_LIMIT, COMPOSITE_HEAVY_LIMIT, CollectionRequest
 from salesforce.emulator.seed import seed_demo_org
 from salesforce.results import WriteResult

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import delete
 
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.models import SfWriteback, Task
-from daemon.writeback import write_back
+from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import SfWriteback, Task
 from tests.integration.world import World
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from daemon import app
 from daemon.context import Context
-from daemon.cycle import run_cycle
-from daemon.demo import SYSTEMS, act_as_operator, demo_environment
+from daemon.cycle.run import run_cycle
+from daemon.ops.demo import SYSTEMS, act_as_operator, demo_environment
 from daemon.settings import load_settings
 from downstream.stubs import StubSystem
 from salesforce.emulator import Emulator

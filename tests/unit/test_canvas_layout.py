@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.canvas.layout import (
+from daemon.web.canvas.layout import (
     INTERNAL,
     NODE_H,
     NODE_W,
@@ -75,7 +75,7 @@ def test_only_callouts_get_a_system_lane():
 
 
 def test_a_title_wraps_onto_two_lines_between_words_the_rest_clipped():
-    from daemon.canvas.display import wrap
+    from daemon.web.canvas.display import wrap
 
     assert wrap("Provisioning: activate licenses", 21) == ["Provisioning:", "activate licenses"]
     assert wrap("Check the order header", 21) == ["Check the order", "header"]

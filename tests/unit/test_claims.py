@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import claims, db, instances
-from daemon.models import Instance, Plan, Task, TaskEvent
+from daemon.cluster import instances
+from daemon.cycle import claims
+from daemon.store import db
+from daemon.store.models import Instance, Plan, Task, TaskEvent
 from orchestration.errors import ConfigError
 from orchestration.states import StepState
 

@@ -9,7 +9,7 @@ import pytest
 
 from daemon import app
 from daemon.app import POLLED_FIELDS
-from daemon.cli import main
+from daemon.commands.main import main
 from daemon.settings import DEFAULT_RULES, load_settings
 from orchestration.contracts import PayloadError
 from orchestration.errors import ConfigError

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.app import POLLED_FIELDS
-from daemon.cycle import advance_plans
+from daemon.cycle.advance import advance_plans
 from daemon.settings import DEFAULT_RULES
 from downstream.protocol import Outcome, SubmitResult, TaskRequest
 from orchestration.auto import REGISTRY, AutoCall

@@ -18,13 +18,14 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select
 
-from daemon import db, store
+from daemon import store
 from daemon.app import POLLED_FIELDS
 from daemon.context import Context
-from daemon.cycle import advance_plans
-from daemon.dispatch import dispatch
-from daemon.models import Plan, Task, TaskEvent
+from daemon.cycle.advance import advance_plans
+from daemon.cycle.dispatch import dispatch
 from daemon.settings import DEFAULT_RULES
+from daemon.store import db
+from daemon.store.models import Plan, Task, TaskEvent
 from downstream.protocol import Outcome, SubmitResult, TaskRequest
 from orchestration.auto import REGISTRY
 from orchestration.decompose import decompose
@@ -290,7 +291,7 @@ def _run_gated(engine: Engine, limit: int, orders: int) -> tuple[dict[str, int],
 
 
 def test_an_interrupted_dispatch_is_resent_with_the_same_key(engine: Engine):
-    from daemon.dispatch import claim_requests
+    from daemon.cycle.dispatch import claim_requests
 
     engine.plan("ADD-SSO")
     advance_plans(engine.ctx)

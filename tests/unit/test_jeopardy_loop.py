@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 from sqlalchemy.orm import sessionmaker
 
-from daemon import loop
-from daemon.cycle import CycleReport
+from daemon.cycle.run import CycleReport
+from daemon.service import loop
 
 
 def run(monkeypatch, *, sweeps_before_stop: int, jeopardy_interval: float | None):
@@ -71,12 +71,12 @@ def test_an_unexpected_error_is_logged_masked_and_the_loop_goes_on(monkeypatch):
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logs.TextFormatter())
-    logging.getLogger("daemon.loop").addHandler(handler)
+    logging.getLogger("daemon.service.loop").addHandler(handler)
     try:
         ctx = SimpleNamespace(sessions=sessionmaker())
         loop.run_forever(ctx, 0.001, stop, jeopardy_interval=None)  # type: ignore[arg-type]
     finally:
-        logging.getLogger("daemon.loop").removeHandler(handler)
+        logging.getLogger("daemon.service.loop").removeHandler(handler)
 
     assert calls == ["cycle"] * 3, "run again after each failure, until it succeeds"
     text = out.getvalue()

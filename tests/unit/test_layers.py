@@ -1,4 +1,4 @@
-"""The daemon's imports run one way: no module imports, even lazily, one that imports it back.
+"""The daemon's imports run one way: down the layers of docs/ARCHITECTURE.md, never in a circle.
 
 Every ``import`` and ``from ... import`` in daemon/ counts, inside functions and under
 ``TYPE_CHECKING`` too: a lazy import hides a circle from Python, not from a reader.
@@ -12,6 +12,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "daemon"
+
+#: daemon/'s parts, top first: a module imports from its own layer or the ones below it.
+#: A new module or sub-package belongs in one (the test below says so).
+LAYERS: list[set[str]] = [
+    {"daemon.__main__", "daemon.commands"},  # the CLI
+    {"daemon.ops", "daemon.web", "daemon.service"},  # run on demand, the listener, the process
+    {"daemon.app", "daemon.connectors"},  # the wiring: adapters and context from the settings
+    {"daemon.settings", "daemon.http"},
+    {"daemon.cycle"},  # the cycle and its phases
+    {"daemon.context"},  # what every phase is given
+    {"daemon.cluster", "daemon.channels"},  # several instances; the stream and the webhook
+    {"daemon.store"},  # the database, its tables, the calls that change them
+    {"daemon.logs", "daemon"},  # logging and redaction, which every layer uses
+]
 
 
 def modules() -> dict[str, Path]:
@@ -93,6 +107,60 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
                 if len(part) > 1:
                     found.append(sorted(part))
     return found
+
+
+def part_of(module: str) -> str:
+    """The entry of :data:`LAYERS` that holds ``module`` (its longest dotted prefix)."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if any(name in layer for layer in LAYERS):
+            return name
+    raise LookupError(f"{module} is in no layer of LAYERS")
+
+
+def depth(part: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Each import of a module from a layer above its own."""
+    return [
+        f"{module} -> {target}"
+        for module, targets in sorted(edges.items())
+        for target in sorted(targets)
+        if depth(part_of(target)) < depth(part_of(module))
+    ]
+
+
+def between_parts(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The imports between the parts of :data:`LAYERS` (a sub-package, or a top module)."""
+    parts: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        mine = part_of(module)
+        parts.setdefault(mine, set()).update(part_of(t) for t in targets if part_of(t) != mine)
+    return parts
+
+
+def test_every_module_of_the_daemon_is_in_a_layer() -> None:
+    for module in modules():
+        part_of(module)  # raises, naming the module, when it is in none
+
+
+def test_imports_go_down_the_layers() -> None:
+    found = upward(graph())
+    assert not found, "imports from a layer above:\n" + "\n".join(found)
+
+
+def test_the_sub_packages_do_not_import_each_other_in_a_circle() -> None:
+    found = circles(between_parts(graph()))
+    assert not found, "circles between parts:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_an_upward_import_is_found() -> None:
+    edges = {"daemon.store.models": {"daemon.cycle.poll"}, "daemon.cycle.poll": set()}
+    assert upward(edges) == ["daemon.store.models -> daemon.cycle.poll"]
+    assert upward({"daemon.cycle.poll": {"daemon.store.models"}}) == []
 
 
 def test_no_module_of_the_daemon_imports_one_that_imports_it_back() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.writeback import FIELDS_WRITTEN
+from daemon.cycle.writeback import FIELDS_WRITTEN
 
 METADATA = Path(__file__).resolve().parents[2] / "salesforce" / "metadata"
 ROOT = METADATA / "force-app/main/default"

@@ -39,7 +39,7 @@ def test_every_value_written_is_allowed(name):
 
 
 def test_the_invoice_transfer_writes_only_its_picklist_values():
-    from daemon.invoices import SYNC_STATUS
+    from daemon.cycle.invoices import SYNC_STATUS
     from orchestration.states import ErpSyncStatus
 
     assert set(SYNC_STATUS.values()) <= set(ErpSyncStatus)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.models import Task
-from daemon.sf_view import sequence
+from daemon.cycle.writeback_values import sequence
+from daemon.store.models import Task
 
 
 def _task(step: str, *deps: str, revision: int = 1) -> Task:

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from daemon.spreadsheet import Writer, cell
+from daemon.commands.spreadsheet import Writer, cell
 
 
 @pytest.mark.parametrize("text", ["=1+2", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd_notify import Notifier
+from daemon.service.systemd_notify import Notifier
 
 
 @pytest.fixture

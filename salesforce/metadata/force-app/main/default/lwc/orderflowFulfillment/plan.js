@@ -1,7 +1,7 @@
 // The plan as the component shows it, from the Fulfillment_Task__c records of an Order
 // (UI API record shape: record.fields.Name.value). Pure: no wire, no DOM.
 
-// The canvas's class names (daemon/canvas/static/canvas.css): "st-" or "jp-" and the value
+// The canvas's class names (daemon/web/canvas/static/canvas.css): "st-" or "jp-" and the value
 // in lower case, words joined by "-" ("Fatally Failed" -> "st-fatally-failed").
 export function cssName(prefix, value) {
     return `${prefix}-${String(value).toLowerCase().replace(/\s+/g, '-')}`;

@@ -11,7 +11,7 @@ jest.mock('@salesforce/apex', () => ({ refreshApex: jest.fn(() => Promise.resolv
 });
 
 const ORDER_ID = '801000000000001AAA';
-const CANVAS_CSS = join(__dirname, '../../../../../../../../daemon/canvas/static/canvas.css');
+const CANVAS_CSS = join(__dirname, '../../../../../../../../daemon/web/canvas/static/canvas.css');
 const OWN_CSS = join(__dirname, '../orderflowFulfillment.css');
 
 // The picklists as salesforce/metadata deploys them: a value added there is tested here.

@@ -1,0 +1,1 @@
+"""Several instances on one database: who is alive, who leads, who is woken."""

@@ -1,0 +1,1 @@
+"""Operations run on demand: resync, reconcile, go-live, the demo."""

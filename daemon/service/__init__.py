@@ -1,0 +1,1 @@
+"""The process: the loop, systemd, health, pacing, housekeeping, the subscription."""

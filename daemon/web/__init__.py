@@ -1,0 +1,1 @@
+"""The HTTP listener: its gate, the callbacks, the metrics, the operations canvas."""
