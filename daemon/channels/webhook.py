@@ -1,6 +1,7 @@
 """The notification webhook: a Slack-compatible URL, sent to from a thread of its own.
 
-Optional (``ORDERFLOW_NOTIFY_WEBHOOK_URL``); what is told, and when, is :mod:`daemon.cycle.notify`.
+Optional (``ORDERFLOW_NOTIFY_WEBHOOK_URL``); what is told, and when, is
+:mod:`daemon.cycle.notifications`.
 A webhook never holds up the loop:
 - **Queued.** The sweep puts each message in a bounded queue (:data:`MAX_QUEUED`) and goes
   on; a background thread sends them, each with a short timeout (:data:`TIMEOUT`). A full

@@ -26,6 +26,6 @@ On the leader again:
    each record's answer kept (:mod:`.writeback_results`).
 
 Between cycles, :func:`.run.sweep` assesses jeopardy, writes back and notifies
-(:mod:`.notify`). A phase imports the store, the cluster, the channels, the context and
+(:mod:`.notifications`). A phase imports the store, the cluster, the channels, the context and
 other phases, never :mod:`.run`: the cycle calls the phases, not the other way round.
 """

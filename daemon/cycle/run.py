@@ -24,7 +24,7 @@ from daemon.cycle.events import take_events, writeback_waits
 from daemon.cycle.held import release_held
 from daemon.cycle.invoices import plan_invoices
 from daemon.cycle.jeopardy import flagged_steps
-from daemon.cycle.notify import notify_changes
+from daemon.cycle.notifications import notify_changes
 from daemon.cycle.poll import poll_orders
 from daemon.cycle.status_poll import poll_statuses
 from daemon.cycle.systems import check_systems
