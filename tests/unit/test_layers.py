@@ -157,6 +157,14 @@ def test_the_sub_packages_do_not_import_each_other_in_a_circle() -> None:
     assert not found, "circles between parts:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
+def test_no_phase_imports_the_cycle_that_calls_it() -> None:
+    edges = graph()
+    phases = [m for m in edges if m.startswith("daemon.cycle.") and m != "daemon.cycle.run"]
+    assert "daemon.cycle.poll" in phases and "daemon.cycle.writeback" in phases
+    found = [m for m in phases if "daemon.cycle.run" in edges[m]]
+    assert not found, f"phases importing daemon.cycle.run: {found}"
+
+
 def test_an_upward_import_is_found() -> None:
     edges = {"daemon.store.models": {"daemon.cycle.poll"}, "daemon.cycle.poll": set()}
     assert upward(edges) == ["daemon.store.models -> daemon.cycle.poll"]
