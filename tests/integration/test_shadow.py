@@ -19,7 +19,12 @@ from remap.ids import to15, to18
 from tests.integration.test_amend_legacy import REMAP
 from tests.integration.world import World, run_until_completed
 
-TODAY = datetime.now(UTC).date().isoformat()
+
+def since_yesterday() -> list[str]:
+    """The report's range: yesterday to today, read when the report runs (a test that
+    crosses midnight still finds the sends it made)."""
+    today = datetime.now(UTC).date()
+    return ["--since", (today - timedelta(days=1)).isoformat(), "--until", today.isoformat()]
 
 
 def run_shadow(ctx: Context, cycles: int = 20) -> dict[str, str]:
@@ -105,7 +110,7 @@ def test_the_shadow_report_finds_a_planted_difference(
         for s in billing
     ]
     rows[1]["order_item_id"] = to15(legacy)
-    report = ["shadow", "report", "--since", TODAY, "--until", TODAY, "--json"]
+    report = ["shadow", "report", *since_yesterday(), "--json"]
 
     assert main([*report, "--legacy", f"billing={export(rows, tmp_path / 'same.csv')}"]) == 0
     clean = json.loads(capsys.readouterr().out)
@@ -137,7 +142,7 @@ def test_a_legacy_export_with_bad_rows_gets_a_line_each(
     world.context(monkeypatch, mode="shadow")
     bad = tmp_path / "bad.csv"
     bad.write_text("order_id,action,quantity\n801000000000001,subscriptions\n,subscriptions,2\n")
-    report = ["shadow", "report", "--since", TODAY, "--until", TODAY]
+    report = ["shadow", "report", *since_yesterday()]
     assert main([*report, "--legacy", f"billing={bad}"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("orderflow")]
     assert err == [
