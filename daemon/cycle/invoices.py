@@ -16,7 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from daemon import store
@@ -189,7 +189,13 @@ def transfers_to_write(
         select(Plan)
         .outerjoin(wb, and_(wb.sobject == INVOICE, wb.sf_id == Plan.order_id))
         .where(Plan.kind == KIND)
-        .where(or_(wb.sf_id.is_(None), Plan.updated_at >= wb.updated_at, wb.retry_at <= now))
+        .where(
+            or_(
+                wb.sf_id.is_(None),
+                Plan.change_seq > func.coalesce(wb.plan_seq, -1),  # writeback._mark_seen
+                wb.retry_at <= now,
+            )
+        )
         .options(selectinload(Plan.tasks))
         .order_by(Plan.id)
     )

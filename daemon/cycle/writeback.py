@@ -70,6 +70,8 @@ class Wave:
     changes: list[Change] = field(default_factory=list)
     #: Orders of the plans looked at, with their change counts: marked seen after the wave.
     examined: dict[str, int] = field(default_factory=dict)
+    #: The same for the Invoices of the transfer plans looked at.
+    invoices: dict[str, int] = field(default_factory=dict)
 
 
 def write_back(
@@ -107,6 +109,7 @@ def write_back(
         wave = pending_changes(session, now, batch, names, late=late, since=since)
         transfers = transfers_to_write(session, now, invoices_since, batch)
         wave.changes += _invoice_changes(session, transfers, now)
+        wave.invoices = {plan.order_id: plan.change_seq for plan in transfers}
     # Every candidate fits in this wave: the next looks only at what changes from now on.
     complete = len(wave.examined) < batch
     if not wave.changes:
@@ -136,7 +139,8 @@ def write_back(
 def _looked(ctx: Context, wave: Wave, now: datetime, *, complete: bool, invoices: bool) -> None:
     """The pass is over: its plans are seen, its Late look done, and where it looked at every
     candidate the next looks only at what changes from ``now`` on."""
-    _mark_seen(ctx, wave.examined, now)
+    _mark_seen(ctx, ORDER, wave.examined, now)
+    _mark_seen(ctx, INVOICE, wave.invoices, now)
     ctx.late_due = False
     if complete:
         ctx.written_seen = now
@@ -326,16 +330,17 @@ _UNSET = object()
 _CHUNK = 500  # ids per IN (...) list
 
 
-def _mark_seen(ctx: Context, examined: dict[str, int], now: datetime) -> None:
-    """The Orders of plans looked at are up to date as of the change count read: not
-    candidates again until their plan changes (rows with a retry due stay candidates by
-    their retry)."""
+def _mark_seen(ctx: Context, sobject: str, examined: dict[str, int], now: datetime) -> None:
+    """The Orders (or Invoices) of plans looked at are up to date as of the change count
+    read: not candidates again until their plan changes (rows with a retry due stay
+    candidates by their retry). A count, not a time: a change committed after the pass
+    read its plan counts, however early its clock stamped it."""
     if not examined:
         return
     rows = cast(Table, SfWriteback.__table__)
     seen = (
         update(rows)
-        .where(rows.c.sobject == ORDER)
+        .where(rows.c.sobject == sobject)
         .where(rows.c.sf_id == bindparam("order_id"))
         .where(or_(rows.c.plan_seq.is_(None), rows.c.plan_seq < bindparam("seq")))
         .values(plan_seq=bindparam("seq"), updated_at=now)

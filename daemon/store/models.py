@@ -246,7 +246,8 @@ class SfWriteback(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     retry_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime]
-    #: On an Order's row: the plan's ``change_seq`` when writeback last looked at it.
+    #: On an Order's or an Invoice's row: its plan's ``change_seq`` when writeback last
+    #: looked at it.
     plan_seq: Mapped[int | None]
 
 

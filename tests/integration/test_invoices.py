@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from daemon.cycle.advance import advance_plans
+from daemon.cycle.dispatch import dispatch
+from daemon.cycle.invoices import plan_invoices
+from daemon.cycle.poll import poll_orders
 from daemon.cycle.run import run_cycle
+from daemon.cycle.writeback import write_back
+from daemon.store.models import Plan
 from downstream.stubs import StubFaults
 from tests.integration.downstream_world import swap_stub
 from tests.integration.world import World, run_until_settled
@@ -148,3 +157,43 @@ def test_orders_and_invoices_are_counted_apart(world: World, monkeypatch, capsys
     assert listing["tab_counts"]["invoices"] == 1
     assert [r["order_id"] for r in listing["rows"]] == [order_id]
     assert [r["kind"] for r in invoices["rows"]] == ["invoice"]
+
+
+def test_a_transfer_finished_while_writeback_wrote_pending_is_written_by_the_next_pass(
+    world: World, monkeypatch
+):
+    """The race a demo met: a writeback pass reads the transfer still Pending; before the
+    pass records what it wrote, the ERP's answer is committed, stamped earlier than the
+    pass's own time (the recorder read its clock first). The next pass still writes
+    Transferred: what a pass saw is the plan's change count, not a time."""
+    ctx = world.context(monkeypatch)
+    order_id = world.add_order("PLAT-PRO")
+    invoice_id = add_invoice(world, order_id)
+    poll_orders(ctx)
+    plan_invoices(ctx)
+    advance_plans(ctx)  # the transfer is Ready: Salesforce should show Pending
+    write = ctx.gateway.write
+    clock = ctx.clock
+
+    def answered_meanwhile(requests: Any) -> Any:
+        monkeypatch.setattr(ctx.gateway, "write", write)  # once
+        ctx.clock = lambda: clock() - timedelta(seconds=5)  # stamped before this pass
+        try:
+            assert dispatch(ctx) >= 1
+        finally:
+            ctx.clock = clock
+        return write(requests)
+
+    monkeypatch.setattr(ctx.gateway, "write", answered_meanwhile)
+    write_back(ctx)
+    assert world.emu.get("Invoice", invoice_id)["ERP_Sync_Status__c"] == "Pending"
+    with ctx.sessions() as session:
+        (transfer,) = session.scalars(select(Plan).where(Plan.order_id == invoice_id))
+        assert transfer.status == "Completed", "answered while the pass wrote Pending"
+
+    write_back(ctx)
+    invoice = world.emu.get("Invoice", invoice_id)
+    assert (invoice["ERP_Sync_Status__c"], invoice["ERP_Document_Number__c"]) == (
+        "Transferred",
+        "DOC-000001",
+    )
