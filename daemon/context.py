@@ -21,9 +21,6 @@ from salesforce.fields import StatusFields
 from salesforce.gateway import SalesforceGateway
 from salesforce.poller import PollFields
 
-#: Kept for callers of the earlier name.
-AutoAction = AutoFunction
-
 
 def _keep_order(_session: Session, order: Order) -> Order:
     return order

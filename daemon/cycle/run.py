@@ -123,9 +123,9 @@ def sweep(ctx: Context) -> SweepReport:
     """One sweep at ``ctx.clock()``: assess the plans due, write back, notify (the leader
     only: it alone writes to Salesforce).
 
-    The assessing is :func:`advance_plans`, which every cycle runs too: each
-    plan wakes at its next SLA threshold, so the sweep looks at the plans whose time came,
-    not at everything in flight. The sweep's own cadence keeps Late orders' messages and
+    The assessing is :func:`advance_plans`, which every cycle runs too: each plan wakes at
+    its next SLA threshold, so the sweep looks at the plans whose time came, not at
+    everything in flight. The sweep's own cadence keeps Late orders' messages and
     the webhook current while cycles are far apart (the poll backing off when idle).
     """
     report = SweepReport()

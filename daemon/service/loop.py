@@ -1,11 +1,11 @@
 """The daemon's loop: a cycle, a wait on the stop event, again; systemd told all along.
 
 A ``schedule.Scheduler`` holds the loop's jobs: the sync cycle (re-armed after each run
-with the pacing's next wait, daemon.service.pacing) and the jeopardy sweep on its own cadence
-(``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.cycle.jeopardy), and hourly housekeeping (callback
-receipts past their use, daemon.web.callbacks; the history of plans settled longer than
-``ORDERFLOW_RETENTION_DAYS`` ago, daemon.service.retention). Between jobs the loop waits on the
-stop event for the scheduler's idle seconds, so a signal ends the wait at once.
+with the pacing's next wait, daemon.service.pacing), the jeopardy sweep on its own cadence
+(``ORDERFLOW_JEOPARDY_INTERVAL``, daemon.cycle.run.sweep), and hourly housekeeping (callback
+receipts past their use and the history of plans settled longer than
+``ORDERFLOW_RETENTION_DAYS`` ago, daemon.service.retention). Between jobs the loop waits on
+the stop event for the scheduler's idle seconds, so a signal ends the wait at once.
 
 No error stops the loop but a fatal one (a refused login, a bad setting): whatever else a
 job raises is logged with its traceback (secrets masked, daemon.logs) and the job is run

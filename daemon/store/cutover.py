@@ -10,8 +10,8 @@
 - **History adopted once, resumably.** :func:`daemon.ops.golive.adopt_history` reads every
   Order whose cut-over field falls on or before the cut-over's day in pages (resync's range
   read, each page committed) and adopts what is historic (daemon.cycle.adoption). A kill in
-  the middle leaves the pages taken; the next start reads again, finds them unchanged and goes on.
-  The row records when adoption finished; a changed cut-over adopts again.
+  the middle leaves the pages taken; the next start reads again, finds them unchanged and
+  goes on. The row records when adoption finished; a changed cut-over adopts again.
 """
 
 from __future__ import annotations
